@@ -1,0 +1,62 @@
+"""Helpers the commands share: device choice, step lists, loading a model for inference."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from semflow.errors import SemflowInputError
+from semflow.pipeline import SemFlowPipeline
+from semflow.solver import STEPPERS
+
+
+def add_device_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto",
+                        help="torch device for inference: auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
+
+
+def add_solver_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--solver", default="euler", choices=sorted(STEPPERS),
+                        help="ODE solver: euler (the paper), heun or midpoint (2 network calls per step)")
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` is the first CUDA device when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SemflowInputError(f"--device {name!r} is not a torch device; expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SemflowInputError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def parse_steps(text: str) -> list[int]:
+    """``"1,2,5"`` to ``[1, 2, 5]``; every entry a whole number >= 1."""
+    try:
+        steps = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SemflowInputError(f"--steps {text!r}; expected comma-separated whole numbers such as 1,2,5,10,25") from None
+    if not steps or min(steps) < 1:
+        raise SemflowInputError(f"--steps {text!r}; expected whole numbers >= 1")
+    return steps
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}; expected >= 1")
+    return value
+
+
+def load_pipeline(model: Path, device: str) -> SemFlowPipeline:
+    """A model folder, loaded and moved to the chosen device, in eval mode."""
+    return SemFlowPipeline.from_pretrained(model).to(pick_device(device)).eval()

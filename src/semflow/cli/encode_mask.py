@@ -1,0 +1,36 @@
+"""``semflow encode-mask``: render a class-index mask as its RGB pseudo-mask."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from semflow.io import atomic_save_png, read_label
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("encode-mask", help="render a class-index mask as a pseudo-mask", description=__doc__)
+    p.add_argument("mask", type=Path, help="class-index PNG")
+    p.add_argument("--out", required=True, type=Path, help="output PNG")
+    p.add_argument("--k", type=int, default=6, help="palette base (paper: 6)")
+    p.add_argument("--s", type=int, default=50, help="palette step in pixel levels (paper: 50)")
+    p.add_argument("--num-classes", type=int, help="number of classes (default: k^3, every colour the palette has)")
+    p.add_argument("--ignore-index", type=int, default=255, help="label drawn white (default 255)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from semflow.errors import SemflowInputError
+    from semflow.palette import Palette
+
+    palette = Palette(args.num_classes or args.k**3, k=args.k, s=args.s, ignore_index=args.ignore_index)
+    label = read_label(args.mask)
+    try:
+        rgb = palette.encode(label)
+    except SemflowInputError as err:
+        raise SemflowInputError(f"{args.mask}: {err}") from None
+    atomic_save_png(args.out, np.ascontiguousarray(rgb.round().byte().permute(1, 2, 0).numpy()))
+    print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,57 @@
+"""``semflow evaluate``: mIoU, pixel accuracy and per-class IoU over a data split at several step counts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from semflow.cli.common import add_device_arg, add_solver_arg, load_pipeline, parse_steps, positive_int
+from semflow.config import save_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("evaluate", help="score segmentation on a data split", description=__doc__)
+    p.add_argument("--model", required=True, type=Path, help="model folder")
+    p.add_argument("--data", required=True, help="data set SPEC (shapes, camvid:PATH, ...)")
+    p.add_argument("--split", default="test", help="split to score (default test)")
+    p.add_argument("--steps", default="1,2,5,10,25", help="comma-separated step counts (default 1,2,5,10,25)")
+    add_solver_arg(p)
+    p.add_argument("--batch-size", type=positive_int, default=16, help="images per forward pass")
+    p.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--out", type=Path, help="write the metrics JSON here")
+    add_device_arg(p)
+    p.set_defaults(func=run)
+
+
+def format_table(metrics: dict, solver: str) -> str:
+    """A Markdown table of mIoU and pixel accuracy per step count."""
+    lines = [f"| steps ({solver}) | mIoU | pixel acc. | s/image |", "|---:|---:|---:|---:|"]
+    for n in metrics["miou"]:
+        lines.append(f"| {n} | {metrics['miou'][n]:.4f} | {metrics['pixel_accuracy'][n]:.4f} | "
+                     f"{metrics['seconds_per_image'][n]:.4f} |")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from semflow.data import open_dataset
+    from semflow.evaluation import check_compatible, evaluate_segmentation
+
+    steps = parse_steps(args.steps)
+    pipe = load_pipeline(args.model, args.device)
+    dataset = open_dataset(args.data, args.split)
+    check_compatible(pipe, dataset)  # before any work starts
+    result = evaluate_segmentation(pipe, dataset, steps, solver=args.solver, batch_size=args.batch_size,
+                                   num_workers=args.num_workers,
+                                   progress=lambda it: tqdm(it, desc="evaluate", unit="batch"))
+    metrics = {"model": str(args.model), "data": args.data, "split": args.split, "solver": args.solver,
+               **result.to_json()}
+    print(format_table(metrics, args.solver))
+    if args.out:
+        save_json(metrics, args.out)
+        print(f"wrote {args.out}")
+    else:
+        print(json.dumps({"miou": metrics["miou"]}))
+    return 0

@@ -1,0 +1,43 @@
+"""``semflow`` command line: one module per command, each with ``register(subparsers)``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from semflow._version import __version__
+from semflow.errors import SemflowInputError
+
+# Command modules in the order ``semflow --help`` lists them.
+COMMANDS = ["demo", "train", "segment", "synthesize", "evaluate", "encode_mask", "prepare"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="semflow",
+        description="SemFlow: semantic segmentation and image synthesis as one rectified flow.",
+    )
+    parser.add_argument("--version", action="version", version=f"semflow {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"semflow.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (2 for bad input, 130 when interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SemflowInputError as err:
+        print(f"semflow {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"semflow {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

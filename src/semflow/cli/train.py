@@ -1,0 +1,61 @@
+"""``semflow train``: train a model on a data set and write a loadable model folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from semflow.cli.common import positive_int
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="train a SemFlow model", description=__doc__)
+    p.add_argument("--data", help="data set SPEC: shapes (built-in), or KIND:PATH (default: shapes)")
+    p.add_argument("--out", required=True, type=Path, help="output folder for the model, loss.csv and checkpoints")
+    p.add_argument("--config", type=Path, help="YAML/JSON file with 'model' and 'train' sections")
+    p.add_argument("--steps", type=positive_int, help="optimiser steps")
+    p.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"), help="training size in pixels")
+    p.add_argument("--batch-size", type=positive_int, help="batch size per process")
+    p.add_argument("--lr", type=float, help="peak learning rate (AdamW)")
+    p.add_argument("--seed", type=int, help="random seed (data order, augmentation, noise, init)")
+    p.add_argument("--codec", help="codec kind: pixel (default) or a latent codec")
+    p.add_argument("--codec-path", help="local path of the codec's weights (latent codecs)")
+    p.add_argument("--palette", choices=["authors", "spread"], help="authors' palette (k, s) or spread over the cube")
+    p.add_argument("--k", type=int, help="palette base k (authors' palette; paper: 6)")
+    p.add_argument("--s", type=int, help="palette step s in pixel levels (authors' palette; paper: 50)")
+    p.add_argument("--beta", type=float, help="perturbation amplitude in pixel levels, 0 < beta < s/2")
+    p.add_argument("--num-workers", type=int, help="data loader worker processes")
+    p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], help="autocast precision")
+    p.add_argument("--max-minutes", type=float, help="stop (and save) after this many minutes")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="any config value, e.g. --set train.warmup_steps=50 --set model.network_args.layers_per_block=2")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def overrides_from_args(args: argparse.Namespace) -> list[str]:
+    """The explicit flags as ``section.key=value`` overrides (applied after --config, before --set)."""
+    flags = {
+        "train.data": args.data, "train.steps": args.steps, "train.batch_size": args.batch_size,
+        "train.lr": args.lr, "train.seed": args.seed, "train.num_workers": args.num_workers,
+        "train.mixed_precision": args.mixed_precision, "train.max_minutes": args.max_minutes,
+        "model.size": list(args.size) if args.size else None, "model.codec": args.codec,
+        "model.palette.kind": args.palette, "model.palette.k": args.k, "model.palette.s": args.s,
+        "model.beta": args.beta,
+    }
+    items = [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
+    if args.codec_path:
+        items.append(f"model.codec_args.path={json.dumps(args.codec_path)}")
+    return items + list(args.overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    from semflow.cli.trainer import train
+    from semflow.config import load_run_config
+
+    config = load_run_config(args.config, overrides_from_args(args))
+    _, result = train(config, args.out, progress=not args.no_progress)
+    print(f"trained {result.steps} steps in {result.seconds:.0f} s (final loss {result.final_loss:.4f}); "
+          f"model written to {args.out}")
+    return 0

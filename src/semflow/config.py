@@ -1,0 +1,197 @@
+"""Typed configurations. YAML files and ``--set key=value`` overrides only fill these dataclasses.
+
+Unknown keys are errors; values are checked against the field types. The resolved configuration is
+saved beside every trained model (``train_config.json``), so a model folder alone can be reproduced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from semflow.errors import SemflowInputError
+
+T = TypeVar("T")
+
+
+@dataclass
+class PaletteConfig:
+    """Pseudo-mask palette. ``kind``: ``authors`` (use ``k``, ``s``; paper: 6, 50) or ``spread``
+    (``k = ceil(C^(1/3))``, ``s = floor(255/(k-1))`` for the data set's ``C`` classes)."""
+
+    kind: str = "authors"
+    k: int = 6
+    s: int = 50
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("authors", "spread"):
+            raise SemflowInputError(f"palette.kind={self.kind!r}; expected 'authors' or 'spread'")
+
+
+@dataclass
+class ModelConfig:
+    """What a SemFlow model is made of; saved in the model folder's ``semflow_config.json``.
+
+    Args:
+        size: ``[H, W]`` the model runs at, pixels (multiples of the codec's factor and the UNet's 2^levels).
+        codec: codec kind (``pixel``, ...); ``codec_args``: its constructor arguments.
+        network: backbone kind (``unet2d``, ...); ``network_args``: overrides of its default config.
+        palette: pseudo-mask palette.
+        beta: perturbation amplitude in pixel levels (0..255 scale), ``0 < beta < s/2``;
+            ``None`` takes ``s/4``, the middle of the admissible range.
+        time_scale: the network sees ``time_scale * t``.
+    """
+
+    size: list[int] = field(default_factory=lambda: [32, 32])
+    codec: str = "pixel"
+    codec_args: dict[str, Any] = field(default_factory=dict)
+    network: str = "unet2d"
+    network_args: dict[str, Any] = field(default_factory=dict)
+    palette: PaletteConfig = field(default_factory=PaletteConfig)
+    beta: float | None = None
+    time_scale: float = 1000.0
+
+    def __post_init__(self) -> None:
+        if len(self.size) != 2 or min(self.size) < 1:
+            raise SemflowInputError(f"model.size={self.size}; expected [H, W] with positive sides")
+
+
+@dataclass
+class TrainConfig:
+    """How to train. ``steps``: optimiser steps; ``lr``: peak AdamW learning rate after ``warmup_steps``
+    of linear warm-up, then cosine decay to ``min_lr_ratio * lr``; ``grad_clip``: max global grad norm."""
+
+    data: str = "shapes"
+    steps: int = 2000
+    batch_size: int = 32
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    seed: int = 0
+    num_workers: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 500
+    mixed_precision: str = "no"
+    max_minutes: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise SemflowInputError(f"train.{name}={getattr(self, name)}; expected >= 1")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise SemflowInputError(f"train.mixed_precision={self.mixed_precision!r}; expected no, bf16 or fp16")
+
+
+@dataclass
+class RunConfig:
+    """Everything ``semflow train`` needs: the model and how to train it."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise SemflowInputError(f"config {where}: expected a mapping, got {value!r}")
+        return from_dict(hint, value, where)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except SemflowInputError as err:
+                errors.append(str(err))
+        raise SemflowInputError(errors[0] if errors else f"config {where}: bad value {value!r}")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise SemflowInputError(f"config {where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(hint) or (Any,)
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise SemflowInputError(f"config {where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if hint is Any:
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):
+        try:  # YAML 1.1 reads "3e-4" (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
+    if hint in (int, float, str, bool) and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
+        raise SemflowInputError(f"config {where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
+    """Build dataclass ``cls`` from a (nested) mapping; unknown keys and wrong types are errors."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise SemflowInputError(f"unknown config key(s) {[prefix + k for k in unknown]}; expected {sorted(names)}")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-serialisable nested dict of a dataclass config."""
+    return dataclasses.asdict(config)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"train.lr=3e-4"`` to ``(["train", "lr"], 0.0003)``; the value is read as YAML."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise SemflowInputError(f"override {item!r}; expected KEY=VALUE such as train.lr=3e-4")
+    return key.split("."), yaml.safe_load(value)
+
+
+def load_run_config(path: Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Defaults, then the YAML/JSON file at ``path``, then ``overrides`` (``section.key=value``)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except OSError as err:
+            raise SemflowInputError(f"cannot read config file {path}: {err.strerror}") from None
+        except yaml.YAMLError as err:
+            raise SemflowInputError(f"config file {path} is not valid YAML: {err}".splitlines()[0]) from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise SemflowInputError(f"config file {path}: expected a mapping with 'model' and 'train' sections")
+        data = loaded or {}
+    for item in overrides or []:
+        keys, value = parse_override(item)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise SemflowInputError(f"override {item!r}: {k} is not a section")
+        node[keys[-1]] = value
+    return from_dict(RunConfig, data)
+
+
+def save_json(obj: dict[str, Any], path: Path) -> None:
+    """Write JSON atomically (temporary file in the same folder, then rename)."""
+    from semflow.io import atomic_write_bytes
+
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())

@@ -1,0 +1,73 @@
+"""Transforms that bring samples to the model's size, identical for image and label.
+
+Images are resized with antialiased bilinear filtering; labels always with nearest neighbour (labels are
+never interpolated). Training adds a random scale/crop and a horizontal flip; evaluation resizes the image
+only and keeps the label at its original size, since predictions are scored there.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from semflow.data.base import Sample
+
+
+def resize_image(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize float images ``(..., 3, H, W)`` to ``size = (h, w)`` with antialiased bilinear filtering."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    lead = image.shape[:-3]
+    out = F.interpolate(image.reshape(-1, *image.shape[-3:]), size=size, mode="bilinear", antialias=True,
+                        align_corners=False)
+    return out.reshape(*lead, *out.shape[-3:])
+
+
+def resize_label(label: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize integer label maps ``(..., H, W)`` to ``size = (h, w)`` by nearest neighbour."""
+    if tuple(label.shape[-2:]) == tuple(size):
+        return label
+    lead = label.shape[:-2]
+    flat = label.reshape(-1, 1, *label.shape[-2:]).float()
+    out = F.interpolate(flat, size=size, mode="nearest-exact")
+    return out.reshape(*lead, *size).to(label.dtype)
+
+
+def train_transform(
+    sample: Sample,
+    size: tuple[int, int],
+    generator: torch.Generator,
+    scale: tuple[float, float] = (1.0, 1.5),
+    flip: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random scale, random crop to ``size`` and random horizontal flip.
+
+    Args:
+        sample: original-size sample.
+        size: output ``(h, w)``.
+        generator: source of randomness (so a seed reproduces the augmentation).
+        scale: the image is first resized so that it covers ``size`` times a factor drawn from ``scale``.
+        flip: flip left-right with probability 1/2.
+
+    Returns:
+        ``image`` float ``(3, h, w)`` in ``[0, 1]`` and ``label`` int64 ``(h, w)``.
+    """
+    image = sample["image"].float() / 255.0
+    label = sample["label"]
+    h, w = size
+    in_h, in_w = image.shape[-2:]
+    factor = float(torch.empty(()).uniform_(scale[0], scale[1], generator=generator))
+    cover = max(h / in_h, w / in_w) * factor
+    mid = (max(h, round(in_h * cover)), max(w, round(in_w * cover)))
+    image, label = resize_image(image, mid), resize_label(label, mid)
+    top = int(torch.randint(0, mid[0] - h + 1, (), generator=generator))
+    left = int(torch.randint(0, mid[1] - w + 1, (), generator=generator))
+    image, label = image[:, top : top + h, left : left + w], label[top : top + h, left : left + w]
+    if flip and bool(torch.rand((), generator=generator) < 0.5):
+        image, label = image.flip(-1), label.flip(-1)
+    return image.contiguous(), label.contiguous()
+
+
+def eval_transform(sample: Sample, size: tuple[int, int]) -> torch.Tensor:
+    """The image resized to the model's ``size``: float ``(3, h, w)`` in ``[0, 1]``; the label stays as is."""
+    return resize_image(sample["image"].float() / 255.0, size)

@@ -1,0 +1,15 @@
+"""User-facing errors.
+
+Every problem caused by the user's input (a file, a value, a folder) raises :class:`SemflowInputError`
+with one line that names the offending thing and what was expected. The command line turns it into
+that line on stderr and exit code 2; library users can catch it like any ``ValueError``.
+"""
+
+from __future__ import annotations
+
+
+class SemflowInputError(ValueError):
+    """Bad input from the user: a file, folder or value that cannot be used.
+
+    The message is a single line naming the file or value and what was expected.
+    """

@@ -1,0 +1,152 @@
+"""One end-to-end test per command, with tiny models; and the bad-input contract (exit 2, no partial files)."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from semflow.cli.main import main
+from semflow.data import open_dataset
+
+from conftest import tiny_train_args
+
+
+def write_samples(folder, n=3, size=20):
+    folder.mkdir(parents=True, exist_ok=True)
+    ds = open_dataset(f"shapes:size={size}", "val")
+    for i in range(n):
+        s = ds[i]
+        Image.fromarray(s["image"].permute(1, 2, 0).numpy()).save(folder / f"img{i}.png")
+        Image.fromarray(s["label"].numpy().astype(np.uint8)).save(folder / f"mask{i}.png")
+    return folder
+
+
+def test_train_writes_a_complete_model_folder(tiny_model):
+    names = {p.name for p in tiny_model.iterdir()}
+    assert {"semflow_config.json", "network", "codec", "train_config.json", "loss.csv"} <= names
+    config = json.loads((tiny_model / "train_config.json").read_text())
+    assert config["train"]["steps"] == 2 and config["model"]["size"] == [16, 16]
+    rows = (tiny_model / "loss.csv").read_text().splitlines()
+    assert rows[0] == "step,loss,lr,elapsed_s" and rows[-1].startswith("2,")
+
+
+def test_segment_writes_index_and_colour_pngs_at_input_size(tiny_model, tmp_path):
+    inputs = write_samples(tmp_path / "in")
+    for f in inputs.glob("mask*"):
+        f.unlink()
+    out = tmp_path / "out"
+    assert main(["segment", "--model", str(tiny_model), "--steps", "2", str(inputs), "--out", str(out)]) == 0
+    for i in range(3):
+        index = Image.open(out / f"img{i}.png")
+        color = Image.open(out / f"img{i}_color.png")
+        assert index.mode == "L" and index.size == (20, 20) and np.asarray(index).max() < 5
+        assert color.mode == "RGB" and color.size == (20, 20)
+
+
+def test_synthesize_same_seed_same_images(tiny_model, tmp_path):
+    masks = [str(p) for p in sorted(write_samples(tmp_path / "in").glob("mask*.png"))]
+    args = ["synthesize", "--model", str(tiny_model), "--steps", "2", "--samples", "2", *masks]
+    assert main(args + ["--seed", "3", "--out", str(tmp_path / "a")]) == 0
+    assert main(args + ["--seed", "3", "--out", str(tmp_path / "b")]) == 0
+    assert main(args + ["--seed", "4", "--out", str(tmp_path / "c")]) == 0
+    files = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert files == [f"mask{i}_{k}.png" for i in range(3) for k in range(2)]
+    read = lambda d, f: np.asarray(Image.open(tmp_path / d / f))  # noqa: E731
+    assert all(np.array_equal(read("a", f), read("b", f)) for f in files)
+    assert not all(np.array_equal(read("a", f), read("c", f)) for f in files)
+    assert read("a", files[0]).shape == (20, 20, 3)
+
+
+def test_evaluate_prints_a_table_and_writes_json(tiny_model, tmp_path, capsys):
+    out = tmp_path / "m.json"
+    assert main(["evaluate", "--model", str(tiny_model), "--data", "shapes:size=24,length=5", "--steps", "1,3",
+                 "--out", str(out)]) == 0
+    assert "| 3 |" in capsys.readouterr().out
+    m = json.loads(out.read_text())
+    assert set(m["miou"]) == {"1", "3"} and set(m["pixel_accuracy"]) == {"1", "3"}
+    assert set(m["per_class_iou"]["3"]) == {"background", "disc", "square", "triangle", "ring"}
+    assert all(0 <= v <= 1 for v in m["miou"].values())
+
+
+def test_encode_mask(tmp_path):
+    Image.fromarray(np.array([[0, 100], [255, 7]], dtype=np.uint8)).save(tmp_path / "m.png")
+    assert main(["encode-mask", str(tmp_path / "m.png"), "--out", str(tmp_path / "c.png")]) == 0
+    rgb = np.asarray(Image.open(tmp_path / "c.png"))
+    assert rgb[0, 1].tolist() == [100, 200, 200] and rgb[1, 0].tolist() == [255, 255, 255]
+    assert rgb[1, 1].tolist() == [0, 50, 50]
+
+
+def test_demo_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--steps", "2", "--size", "16", "--test-images", "4",
+                 "--no-progress"]) == 0
+    assert "index.html" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["miou"]) == {"1", "2", "5", "10", "25"}
+    page = (out / "index.html").read_text()
+    assert "miou_vs_steps.png" in page and (out / "miou_vs_steps.png").stat().st_size > 1000
+    for src in [s.split('"')[0] for s in page.split('src="')[1:]]:
+        assert (out / src).is_file(), src
+    assert (out / "model" / "semflow_config.json").is_file()
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+def run_bad(args, capsys):
+    code = main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    return err[0]
+
+
+def test_unreadable_image_names_the_file_and_writes_nothing(tiny_model, tmp_path, capsys):
+    inputs = write_samples(tmp_path / "in")
+    (inputs / "zz_broken.png").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    msg = run_bad(["segment", "--model", str(tiny_model), str(inputs), "--out", str(out)], capsys)
+    assert "zz_broken.png" in msg
+    assert not out.exists()
+
+
+def test_mask_with_foreign_labels(tiny_model, tmp_path, capsys):
+    Image.fromarray(np.full((8, 8), 9, dtype=np.uint8)).save(tmp_path / "m.png")
+    out = tmp_path / "out"
+    msg = run_bad(["synthesize", "--model", str(tiny_model), str(tmp_path / "m.png"), "--out", str(out)], capsys)
+    assert "m.png" in msg and "9" in msg
+    assert not out.exists()
+
+
+def test_colour_image_given_as_mask(tiny_model, tmp_path, capsys):
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(tmp_path / "rgb.png")
+    msg = run_bad(["synthesize", "--model", str(tiny_model), str(tmp_path / "rgb.png"), "--out",
+                   str(tmp_path / "o")], capsys)
+    assert "rgb.png" in msg and "class-index" in msg
+
+
+def test_missing_model_files(tiny_model, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model, broken)
+    shutil.rmtree(broken / "network")
+    inputs = write_samples(tmp_path / "in", n=1)
+    msg = run_bad(["segment", "--model", str(broken), str(inputs / "img0.png"), "--out", str(tmp_path / "o")], capsys)
+    assert "network" in msg and str(broken) in msg
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--beta", "30"], "beta"),
+    (["--k", "1"], "k=1"),
+    (["--k", "6", "--s", "60"], "s=60"),
+    (["--set", "train.bogus=1"], "train.bogus"),
+])
+def test_bad_training_values(tmp_path, capsys, extra, match):
+    out = tmp_path / "m"
+    msg = run_bad(tiny_train_args(out) + extra, capsys)
+    assert match in msg
+    assert not (out / "semflow_config.json").exists()
+
+
+def test_bad_data_spec_and_steps(tiny_model, capsys):
+    assert "nowhere" in run_bad(["evaluate", "--model", str(tiny_model), "--data", "nowhere"], capsys)
+    assert "--steps" in run_bad(["evaluate", "--model", str(tiny_model), "--data", "shapes", "--steps", "0,2"], capsys)

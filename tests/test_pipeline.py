@@ -1,0 +1,134 @@
+import json
+import shutil
+
+import pytest
+import torch
+from torch import nn
+
+from semflow import ModelConfig, SemFlowPipeline
+from semflow.data import open_dataset
+from semflow.errors import SemflowInputError
+from semflow.velocity import VelocityModel
+
+from conftest import TINY_NETWORK
+
+
+@pytest.fixture
+def pipe():
+    torch.manual_seed(0)
+    info = open_dataset("shapes", "test").info
+    return SemFlowPipeline.from_config(ModelConfig(size=[16, 16], network_args=TINY_NETWORK), info).eval()
+
+
+def batch(n=3, size=16):
+    ds = open_dataset(f"shapes:size={size}", "test")
+    images = torch.stack([ds[i]["image"] for i in range(n)]).float() / 255
+    labels = torch.stack([ds[i]["label"] for i in range(n)])
+    return images, labels
+
+
+def test_network_receives_1000_t():
+    class Spy(nn.Module):
+        def forward(self, sample, timestep):
+            self.timestep = timestep
+            return torch.zeros_like(sample)
+
+    spy = Spy()
+    VelocityModel(spy)(torch.zeros(2, 3, 4, 4), torch.tensor([0.25, 1.0]))
+    assert spy.timestep.tolist() == [250.0, 1000.0]
+
+
+def test_training_loss_matches_the_definition(pipe):
+    images, labels = batch()
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    loss = pipe.training_loss(images, labels, generator=g1)
+    # Recompute by hand with the same random draws, in the same order.
+    z0 = images * 2 - 1
+    noise = torch.rand((3, 3, 16, 16), generator=g2) * 2 - 1
+    z1 = (pipe.palette.encode(labels) + noise * pipe.beta) / 255 * 2 - 1
+    t = torch.rand(3, generator=g2)
+    zt = (1 - t.view(-1, 1, 1, 1)) * z0 + t.view(-1, 1, 1, 1) * z1
+    with torch.no_grad():
+        pred = pipe.network(zt, t * 1000).sample
+    torch.testing.assert_close(loss.detach(), ((pred - (z1 - z0)) ** 2).mean())
+
+
+def test_segment_and_synthesize_shapes(pipe):
+    images, labels = batch()
+    seg = pipe.segment(torch.nn.functional.interpolate(images, size=(24, 20)), steps=3, return_trajectory=True)
+    assert seg.labels.shape == (3, 24, 20) and seg.labels.dtype == torch.long
+    assert seg.pseudo_mask.shape == (3, 3, 16, 16)
+    assert seg.trajectory.shape == (4, 3, 3, 16, 16)
+    assert int(seg.labels.max()) < 5
+    out = pipe.synthesize(labels, steps=2, samples=4, seed=1)
+    assert out.images.shape == (3, 4, 3, 16, 16)
+    assert out.images.min() >= 0 and out.images.max() <= 1
+
+
+def test_synthesis_seed_reproduces_and_samples_differ(pipe):
+    _, labels = batch(2)
+    a = pipe.synthesize(labels, steps=2, samples=3, seed=7).images
+    b = pipe.synthesize(labels, steps=2, samples=3, seed=7).images
+    c = pipe.synthesize(labels, steps=2, samples=3, seed=8).images
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert not torch.equal(a[:, 0], a[:, 1])  # a fresh perturbation per sample: one mask, many images
+
+
+def test_save_load_round_trip_is_identical(pipe, tmp_path):
+    images, labels = batch()
+    pipe.save_pretrained(tmp_path / "m")
+    loaded = SemFlowPipeline.from_pretrained(tmp_path / "m")
+    a, b = pipe.segment(images, steps=2), loaded.segment(images, steps=2)
+    assert torch.equal(a.pseudo_mask, b.pseudo_mask) and torch.equal(a.labels, b.labels)
+    assert torch.equal(pipe.synthesize(labels, 2, 2, seed=0).images, loaded.synthesize(labels, 2, 2, seed=0).images)
+    assert loaded.dataset == pipe.dataset and loaded.palette == pipe.palette and loaded.beta == pipe.beta
+    # Saving over an existing folder replaces the model and keeps other files.
+    (tmp_path / "m" / "loss.csv").write_text("step,loss\n")
+    pipe.save_pretrained(tmp_path / "m")
+    assert (tmp_path / "m" / "loss.csv").exists()
+
+
+@pytest.mark.parametrize("damage", ["config", "weights", "network_config", "format", "json"])
+def test_damaged_model_folder_gives_a_clear_error(pipe, tmp_path, damage):
+    folder = tmp_path / "m"
+    pipe.save_pretrained(folder)
+    if damage == "config":
+        (folder / "semflow_config.json").unlink()
+    elif damage == "weights":
+        for f in (folder / "network").glob("*.safetensors"):
+            f.unlink()
+    elif damage == "network_config":
+        (folder / "network" / "config.json").unlink()
+    elif damage == "format":
+        meta = json.loads((folder / "semflow_config.json").read_text())
+        meta["format"] = 99
+        (folder / "semflow_config.json").write_text(json.dumps(meta))
+    else:
+        (folder / "semflow_config.json").write_text("{not json")
+    with pytest.raises(SemflowInputError, match=str(folder)):
+        SemFlowPipeline.from_pretrained(folder)
+
+
+def test_beta_must_stay_below_half_the_palette_step():
+    info = open_dataset("shapes", "test").info
+    with pytest.raises(SemflowInputError, match="beta"):
+        SemFlowPipeline.from_config(ModelConfig(size=[16, 16], network_args=TINY_NETWORK, beta=25.0), info)
+
+
+def test_a_custom_velocity_network_plugs_in():
+    class Zero(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(()))
+
+        def forward(self, sample, timestep):
+            return sample * self.w
+
+    info = open_dataset("shapes", "test").info
+    base = SemFlowPipeline.from_config(ModelConfig(size=[16, 16], network_args=TINY_NETWORK), info)
+    custom = SemFlowPipeline(base.codec, Zero(), base.config, info)
+    images, _ = batch(1)
+    # A zero field leaves the image where it is: the decoded "mask" is the image itself.
+    out = custom.segment(images, steps=3)
+    torch.testing.assert_close(out.pseudo_mask / 255, images)

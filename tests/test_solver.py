@@ -1,0 +1,82 @@
+import pytest
+import torch
+
+from semflow.errors import SemflowInputError
+from semflow.rectified_flow import flow_matching_loss, sample_path
+from semflow.solver import EVALUATIONS_PER_STEP, STEPPERS, ODESolver, time_grid
+
+
+def test_constant_field_carries_x0_to_x1_in_one_euler_step():
+    x0, x1 = torch.randn(3, 2, 4, 4), torch.randn(3, 2, 4, 4)
+    out = ODESolver(lambda z, t: x1 - x0).sample(x0, time_grid(1))
+    torch.testing.assert_close(out.z, x1)
+    back = ODESolver(lambda z, t: x1 - x0).sample(x1, time_grid(1, reverse=True))
+    torch.testing.assert_close(back.z, x0)
+
+
+@pytest.mark.parametrize("method", ["heun", "midpoint"])
+@pytest.mark.parametrize("steps", [1, 3])
+def test_second_order_methods_exact_on_a_field_linear_in_t(method, steps):
+    # dz/dt = 2t + 1  =>  z(1) = z(0) + 2
+    v = lambda z, t: (2 * t + 1).view(-1, 1) * torch.ones_like(z)  # noqa: E731
+    z0 = torch.randn(4, 5)
+    out = ODESolver(v).sample(z0, time_grid(steps), method=method)
+    torch.testing.assert_close(out.z, z0 + 2)
+    back = ODESolver(v).sample(out.z, time_grid(steps, reverse=True), method=method)
+    torch.testing.assert_close(back.z, z0)
+
+
+def test_euler_is_first_order_and_heun_second_order():
+    # dz/dt = 3t^2 integrates to t^3: error of Euler ~ 1/N, of Heun ~ 1/N^2.
+    v = lambda z, t: 3 * t.view(-1, 1) ** 2 * torch.ones_like(z)  # noqa: E731
+    z0 = torch.zeros(1, 1)
+    err = {m: [float((ODESolver(v).sample(z0, time_grid(n), m).z - 1).abs()) for n in (10, 20)] for m in STEPPERS}
+    assert 1.8 < err["euler"][0] / err["euler"][1] < 2.2
+    assert 3.6 < err["heun"][0] / err["heun"][1] < 4.4
+
+
+def test_euler_evaluates_the_left_end_of_each_step_in_both_directions():
+    seen = []
+    ODESolver(lambda z, t: seen.append(t[0].item()) or torch.zeros_like(z)).sample(torch.zeros(2, 1), time_grid(4))
+    assert seen == pytest.approx([0, 0.25, 0.5, 0.75])
+    seen.clear()
+    ODESolver(lambda z, t: seen.append(t[0].item()) or torch.zeros_like(z)).sample(
+        torch.zeros(2, 1), time_grid(4, reverse=True))
+    assert seen == pytest.approx([1, 0.75, 0.5, 0.25])
+
+
+def test_forward_then_reverse_returns_on_a_linear_path():
+    # The exact rectified-flow field of a single pair is constant: every method inverts it exactly.
+    x0, x1 = torch.randn(2, 3), torch.randn(2, 3)
+    for method in STEPPERS:
+        fwd = ODESolver(lambda z, t: x1 - x0).sample(x0, time_grid(7), method=method)
+        rev = ODESolver(lambda z, t: x1 - x0).sample(fwd.z, time_grid(7, reverse=True), method=method)
+        torch.testing.assert_close(rev.z, x0)
+
+
+def test_trajectory_and_evaluation_count():
+    calls = []
+    v = lambda z, t: calls.append(1) or torch.ones_like(z)  # noqa: E731
+    out = ODESolver(v).sample(torch.zeros(2, 3), time_grid(5), method="heun", return_trajectory=True)
+    assert out.trajectory.shape == (6, 2, 3)
+    torch.testing.assert_close(out.trajectory[:, 0, 0], torch.linspace(0, 1, 6))
+    assert len(calls) == 5 * EVALUATIONS_PER_STEP["heun"]
+
+
+def test_bad_solver_arguments():
+    with pytest.raises(SemflowInputError, match="unknown solver"):
+        ODESolver(lambda z, t: z).sample(torch.zeros(1), time_grid(2), method="rk45")
+    with pytest.raises(SemflowInputError, match="steps=0"):
+        time_grid(0)
+
+
+def test_path_and_target():
+    z0, z1 = torch.randn(4, 3, 2, 2), torch.randn(4, 3, 2, 2)
+    t = torch.tensor([0.0, 0.25, 0.5, 1.0])
+    p = sample_path(z0, z1, t)
+    torch.testing.assert_close(p.z_t[0], z0[0])
+    torch.testing.assert_close(p.z_t[3], z1[3])
+    torch.testing.assert_close(p.z_t[1], 0.75 * z0[1] + 0.25 * z1[1])
+    torch.testing.assert_close(p.dz_t, z1 - z0)
+    assert flow_matching_loss(z1 - z0, p) == 0
+    torch.testing.assert_close(flow_matching_loss(torch.zeros_like(z0), p), ((z1 - z0) ** 2).mean())
