@@ -93,11 +93,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="training size, pixels (square)")
     parser.add_argument("--batch", type=int, default=16, help="batch size")
     parser.add_argument("--images", type=int, default=400, help="images timed per setting")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads for the training step")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "loader_throughput.json")
     args = parser.parse_args()
     if not SHARED.is_dir():
         raise SystemExit(f"needs the shared data at {SHARED}")
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     step = train_step_seconds(args.size, args.batch)
     print(f"training step (UNet2DModel (32, 64, 64), batch {args.batch} at {args.size}x{args.size}, CPU): "
           f"{step:.3f} s = {args.batch / step:.1f} images/s")

@@ -45,7 +45,7 @@ class ModelConfig:
         network: backbone kind (``unet2d``, ...); ``network_args``: overrides of its default config.
         palette: pseudo-mask palette.
         beta: perturbation amplitude in pixel levels (0..255 scale), ``0 < beta < s/2``;
-            ``None`` takes ``s/4``, the middle of the admissible range.
+            ``None`` takes ``s/8`` (6.25 levels for ``s = 50``; the authors' release uses 6.375).
         time_scale: the network sees ``time_scale * t``.
     """
 
@@ -65,14 +65,20 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """How to train. ``steps``: optimiser steps; ``lr``: peak AdamW learning rate after ``warmup_steps``
-    of linear warm-up, then cosine decay to ``min_lr_ratio * lr``; ``grad_clip``: max global grad norm."""
+    """How to train.
+
+    ``steps``: optimiser steps; ``lr``: peak AdamW learning rate after ``warmup_steps`` of linear warm-up,
+    then cosine decay to 0; ``grad_clip``: max global gradient norm (0: off); ``ema_decay``: keep an
+    exponential moving average of the weights with this decay and export it (``None``: off);
+    ``checkpoint_every``: steps between resumable checkpoints (0: only when stopped early), of which the
+    last ``checkpoints_total_limit`` are kept; ``max_minutes``: stop, checkpoint and save after this long.
+    ``batch_size`` is per process; the effective batch is ``batch_size * processes * gradient_accumulation_steps``.
+    """
 
     data: str = "shapes"
     steps: int = 2000
     batch_size: int = 32
     lr: float = 1e-3
-    min_lr_ratio: float = 0.05
     weight_decay: float = 0.0
     warmup_steps: int = 100
     grad_clip: float = 1.0
@@ -80,13 +86,18 @@ class TrainConfig:
     num_workers: int = 0
     log_every: int = 10
     checkpoint_every: int = 500
+    checkpoints_total_limit: int = 2
+    gradient_accumulation_steps: int = 1
+    ema_decay: float | None = None
     mixed_precision: str = "no"
     max_minutes: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size"):
+        for name in ("steps", "batch_size", "gradient_accumulation_steps"):
             if getattr(self, name) < 1:
                 raise SemflowInputError(f"train.{name}={getattr(self, name)}; expected >= 1")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise SemflowInputError(f"train.ema_decay={self.ema_decay}; expected a number in (0, 1) or null")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise SemflowInputError(f"train.mixed_precision={self.mixed_precision!r}; expected no, bf16 or fp16")
 

@@ -66,8 +66,12 @@ def make_palette(config: ModelConfig, info: DatasetInfo) -> Palette:
 
 
 def resolve_beta(config: ModelConfig, palette: Palette) -> float:
-    """``config.beta`` checked against ``0 < beta < s/2``; ``None`` gives ``s/4``."""
-    beta = palette.s / 4 if config.beta is None else float(config.beta)
+    """``config.beta`` checked against ``0 < beta < s/2``; ``None`` gives ``s/8``.
+
+    ``s/8`` is 6.25 levels for the paper's ``s = 50``, close to the authors' release, which adds
+    ``0.1 * U(-0.5, 0.5)`` in ``[-1, 1]`` units, i.e. ``beta = 6.375`` pixel levels.
+    """
+    beta = palette.s / 8 if config.beta is None else float(config.beta)
     check_beta(beta, palette.s)
     return beta
 

@@ -54,3 +54,12 @@ def test_atomic_write_leaves_no_temporary_file(tmp_path):
     assert [p.name for p in (tmp_path / "x").iterdir()] == ["m.png"]
     with pytest.raises(SemflowInputError, match="unsupported suffix"):
         write_image(np.zeros((2, 3), np.uint8), tmp_path / "m.gif")
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    write_image(np.zeros((2, 3), np.uint8), tmp_path / "m.png")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "m.png").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     config.train.steps = args.steps or calibrate_steps(config, budget - (time.perf_counter() - began))
     config.train.max_minutes = (budget - (time.perf_counter() - began)) / 60
     print(f"semflow demo: training {config.train.steps} steps on built-in shapes ({args.size}x{args.size}) ...")
-    pipe, result = train(config, out / "model", progress=not args.no_progress)
+    pipe, result = train(config, out / "model", progress_bar=not args.no_progress)
 
     test = open_dataset(f"shapes:size={args.size},length={args.test_images}", "test")
     print(f"semflow demo: scoring {len(test)} test images at {DEMO_STEPS} Euler steps ...")

@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-minutes", type=float, help="stop (and save) after this many minutes")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="any config value, e.g. --set train.warmup_steps=50 --set model.network_args.layers_per_block=2")
+    p.add_argument("--resume", metavar="latest|PATH",
+                   help="continue from the newest checkpoint in --out (latest) or from a checkpoint folder")
+    p.add_argument("--ema-decay", type=float, help="keep and export an EMA of the weights (e.g. 0.999)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -39,7 +42,7 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
     flags = {
         "train.data": args.data, "train.steps": args.steps, "train.batch_size": args.batch_size,
         "train.lr": args.lr, "train.seed": args.seed, "train.num_workers": args.num_workers,
-        "train.mixed_precision": args.mixed_precision, "train.max_minutes": args.max_minutes,
+        "train.mixed_precision": args.mixed_precision, "train.ema_decay": args.ema_decay, "train.max_minutes": args.max_minutes,
         "model.size": list(args.size) if args.size else None, "model.codec": args.codec,
         "model.palette.kind": args.palette, "model.palette.k": args.k, "model.palette.s": args.s,
         "model.beta": args.beta,
@@ -55,7 +58,11 @@ def run(args: argparse.Namespace) -> int:
     from semflow.config import load_run_config
 
     config = load_run_config(args.config, overrides_from_args(args))
-    _, result = train(config, args.out, progress=not args.no_progress)
+    _, result = train(config, args.out, progress_bar=not args.no_progress, resume=args.resume)
+    if result.interrupted:
+        print(f"interrupted at step {result.steps}: checkpoint and model written to {args.out}; "
+              "continue with --resume latest")
+        return 130
     print(f"trained {result.steps} steps in {result.seconds:.0f} s (final loss {result.final_loss:.4f}); "
           f"model written to {args.out}")
     return 0

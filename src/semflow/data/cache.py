@@ -133,8 +133,15 @@ class DecodedCache(SegmentationDataset):
         """
         root = Path(root) if root is not None else default_cache_root()
         folder = root / f"{dataset.info.name}-{dataset.split}-{dataset_key(dataset, min_size, scale_max)}"
-        if (folder / "meta.json").is_file():
-            return cls(folder, dataset.info, dataset.split)
+        if not (folder / "meta.json").is_file():
+            cls._build_folder(dataset, root, folder, min_size, scale_max, workers, progress)
+        cache = cls(folder, dataset.info, dataset.split)
+        cache.bad_files = list(getattr(dataset, "bad_files", []))  # what the source left out, still reported
+        return cache
+
+    @classmethod
+    def _build_folder(cls, dataset: SegmentationDataset, root: Path, folder: Path, min_size: tuple[int, int],
+                      scale_max: float, workers: int, progress: Callable[[int], None] | None) -> None:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{folder.name}."))
         try:
@@ -146,7 +153,6 @@ class DecodedCache(SegmentationDataset):
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return cls(folder, dataset.info, dataset.split)
 
     @staticmethod
     def _write(dataset: SegmentationDataset, folder: Path, min_size: tuple[int, int], scale_max: float,

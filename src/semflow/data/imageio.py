@@ -20,6 +20,9 @@ from semflow.errors import SemflowInputError
 INDEX_MODES = ("L", "P", "I;16", "I;16B", "I;16L", "I", "1")
 COLOR_MODES = ("RGB", "RGBA")
 
+_UMASK = os.umask(0o022)  # read the process umask (os has no getter) ...
+os.umask(_UMASK)  # ... and put it back
+
 
 def _open(path: Path, what: str) -> Image.Image:
     try:
@@ -92,6 +95,7 @@ def _atomic(path: Path, write: object) -> None:
     os.close(fd)
     try:
         write(tmp)  # type: ignore[operator]
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

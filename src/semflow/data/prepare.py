@@ -31,7 +31,7 @@ Progress = Callable[[int], None]
 
 # The official CelebA partition (list_eval_partition.txt), applied to CelebAMask-HQ through the orig_idx column
 # of CelebA-HQ-to-CelebA-mapping.txt with the thresholds of the CelebAMask-HQ release's own split script:
-# orig_idx < 162771 train, < 182638 val, else test. On the full download: 24183 / 2993 / 2824 images.
+# orig_idx < 162771 train, < 182638 val, else test (commonly reported as 24183 / 2993 / 2824 faces).
 CELEBA_VAL_START = 162771
 CELEBA_TEST_START = 182638
 _PART_FILE = re.compile(r"^(\d+)_([a-z_]+)\.png$")
