@@ -8,8 +8,10 @@ palettes: the authors' (k=6, s=50) and one spread over the whole colour cube (``
 
 Protocol: images are resized to the model size with antialiased bilinear filtering and labels with nearest
 neighbour (as the training inputs are); masks are encoded by the posterior mode; decoded masks are not
-clamped before the nearest-colour decision; mIoU comes from one confusion matrix accumulated over the split
-at the model size, the ignore label (11) excluded; PSNR is the mean over images of ``10 log10(1 / MSE)`` with
+clamped before the nearest-colour decision; mIoU comes from one confusion matrix accumulated over the split,
+the ignore label (11) excluded, scored at the model size (the bound on what the flow can carry) and, with the
+predictions upsampled by nearest neighbour, at the labels' original size (as ``semflow evaluate`` scores);
+PSNR is the mean over images of ``10 log10(1 / MSE)`` with
 the decoded image clamped to ``[0, 1]`` (as it would be saved).
 
 Example::
@@ -83,9 +85,11 @@ def measure(codec: Codec, images: torch.Tensor, labels: torch.Tensor, size: tupl
     """Image PSNR and mask-ceiling scores of ``codec`` at ``size = (h, w)`` over all pairs."""
     psnr: list[float] = []
     matrices = {name: ConfusionMatrix(len(CAMVID_CLASSES), CAMVID_IGNORE) for name in palettes}
+    at_original = {name: ConfusionMatrix(len(CAMVID_CLASSES), CAMVID_IGNORE) for name in palettes}
     for start in range(0, len(images), batch_size):
         x = resize_image(images[start : start + batch_size].float() / 255.0, size).to(device)
-        y = resize_label(labels[start : start + batch_size], size)
+        original = labels[start : start + batch_size]
+        y = resize_label(original, size)
         decoded = codec.decode(codec.encode_image(x)).clamp(0, 1)
         mse = ((decoded - x) ** 2).flatten(1).mean(1)
         psnr += (10 * torch.log10(1.0 / mse)).tolist()
@@ -93,13 +97,16 @@ def measure(codec: Codec, images: torch.Tensor, labels: torch.Tensor, size: tupl
             masks = (palette.encode(y) / 255.0).to(device)
             predicted = palette.decode(codec.decode(codec.encode_mask(masks)) * 255.0).cpu()
             matrices[name].update(predicted, y)
+            at_original[name].update(resize_label(predicted, tuple(original.shape[-2:])), original)
     result: dict[str, Any] = {"image_psnr_db": sum(psnr) / len(psnr), "image_psnr_db_min": min(psnr), "palettes": {}}
     for name, matrix in matrices.items():
-        scores = matrix.scores()
+        scores, original_scores = matrix.scores(), at_original[name].scores()
         result["palettes"][name] = {
             "miou": scores.miou,
             "pixel_accuracy": scores.pixel_accuracy,
             "per_class_iou": dict(zip(CAMVID_CLASSES, scores.per_class_iou)),
+            "miou_at_original_size": original_scores.miou,
+            "pixel_accuracy_at_original_size": original_scores.pixel_accuracy,
         }
     return result
 
@@ -108,12 +115,17 @@ def markdown(results: list[dict[str, Any]], palettes: dict[str, Palette]) -> str
     """The summary table, then per-class IoU at every size and palette."""
     names = list(palettes)
     lines = [
-        "| size (W x H) | image PSNR (dB) | " + " | ".join(f"mask mIoU, {n} palette" for n in names) + " |",
-        "|---|---|" + "---|" * len(names),
+        "| size (W x H) | image PSNR (dB) | "
+        + " | ".join(f"mask mIoU, {n} palette" for n in names)
+        + " | "
+        + " | ".join(f"same, scored at original size, {n}" for n in names)
+        + " |",
+        "|---|---|" + "---|" * 2 * len(names),
     ]
     for r in results:
         mious = " | ".join(f"{r['palettes'][n]['miou']:.3f}" for n in names)
-        lines.append(f"| {r['size']} | {r['image_psnr_db']:.2f} | {mious} |")
+        original = " | ".join(f"{r['palettes'][n]['miou_at_original_size']:.3f}" for n in names)
+        lines.append(f"| {r['size']} | {r['image_psnr_db']:.2f} | {mious} | {original} |")
     lines += ["", "| size, palette | " + " | ".join(CAMVID_CLASSES) + " |", "|---|" + "---|" * len(CAMVID_CLASSES)]
     for r in results:
         for n in names:
@@ -145,7 +157,8 @@ def main(argv: list[str] | None = None) -> None:
         "dataset": f"camvid {args.split}",
         "pairs": len(images),
         "protocol": "labels resized to the model size (nearest); masks by posterior mode, decoded unclamped to the "
-        "nearest palette colour; mIoU from the split's summed confusion matrix, ignore 11 excluded; image PSNR is the "
+        "nearest palette colour; mIoU from the split's summed confusion matrix, ignore 11 excluded, at the model size "
+        "and (predictions upsampled by nearest neighbour) at the labels' original size; image PSNR is the "
         "mean over images with the decoded image clamped to [0, 1]",
         "results": results,
         "seconds": round(time.time() - started, 1),

@@ -25,6 +25,14 @@ def tiny_train_args(out: Path, data: str = "shapes:size=16,length=32", steps: in
             "--set", "train.warmup_steps=1"]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Decoded-image caches go to a temporary folder, never the user's ~/.cache."""
+    import os
+
+    os.environ["SEMFLOW_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model folder trained for 2 steps on 16x16 shapes."""

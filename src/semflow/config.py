@@ -71,7 +71,9 @@ class TrainConfig:
     then cosine decay to 0; ``grad_clip``: max global gradient norm (0: off); ``ema_decay``: keep an
     exponential moving average of the weights with this decay and export it (``None``: off);
     ``checkpoint_every``: steps between resumable checkpoints (0: only when stopped early), of which the
-    last ``checkpoints_total_limit`` are kept; ``max_minutes``: stop, checkpoint and save after this long.
+    last ``checkpoints_total_limit`` are kept; ``max_minutes``: stop, checkpoint and save after this long;
+    ``skip_bad``: leave out bad pairs (listed in ``bad_files.tsv``) instead of stopping; ``cache``: decode
+    and shrink on-disk images once (:class:`semflow.data.cache.DecodedCache`) so loading keeps up.
     ``batch_size`` is per process; the effective batch is ``batch_size * processes * gradient_accumulation_steps``.
     """
 
@@ -91,6 +93,8 @@ class TrainConfig:
     ema_decay: float | None = None
     mixed_precision: str = "no"
     max_minutes: float | None = None
+    skip_bad: bool = False
+    cache: bool = True
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "gradient_accumulation_steps"):

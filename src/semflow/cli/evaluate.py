@@ -10,13 +10,16 @@ from tqdm.auto import tqdm
 
 from semflow.cli.common import add_device_arg, add_solver_arg, load_pipeline, parse_steps, positive_int
 from semflow.config import save_json
+from semflow.data.base import DatasetInfo
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("evaluate", help="score segmentation on a data split", description=__doc__)
     p.add_argument("--model", required=True, type=Path, help="model folder")
     p.add_argument("--data", required=True, help="data set SPEC (shapes, camvid:PATH, ...)")
-    p.add_argument("--split", default="test", help="split to score (default test)")
+    p.add_argument("--split", help="split to score (default: test, or the data set's last split, e.g. val)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out bad pairs (counted, listed in bad_files.tsv beside --out) instead of stopping")
     p.add_argument("--steps", default="1,2,5,10,25", help="comma-separated step counts (default 1,2,5,10,25)")
     add_solver_arg(p)
     p.add_argument("--batch-size", type=positive_int, default=16, help="images per forward pass")
@@ -24,6 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="write the metrics JSON here")
     add_device_arg(p)
     p.set_defaults(func=run)
+
+
+def default_split(info: DatasetInfo) -> str:
+    """``test`` where the model's data set has one, else its last split (COCO-Stuff: ``val``)."""
+    splits = info.extra.get("splits")
+    return "test" if not splits or "test" in splits else list(splits)[-1]
 
 
 def format_table(metrics: dict, solver: str) -> str:
@@ -36,17 +45,20 @@ def format_table(metrics: dict, solver: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from semflow.cli.trainer import BAD_FILES, report_bad_files
     from semflow.data import open_dataset
     from semflow.evaluation import check_compatible, evaluate_segmentation
 
     steps = parse_steps(args.steps)
     pipe = load_pipeline(args.model, args.device)
-    dataset = open_dataset(args.data, args.split)
+    split = args.split or default_split(pipe.dataset)
+    dataset = open_dataset(args.data, split, skip_bad=args.skip_bad)
     check_compatible(pipe, dataset)  # before any work starts
+    report_bad_files(dataset, (args.out.parent if args.out else Path(".")) / BAD_FILES)
     result = evaluate_segmentation(pipe, dataset, steps, solver=args.solver, batch_size=args.batch_size,
                                    num_workers=args.num_workers,
                                    progress=lambda it: tqdm(it, desc="evaluate", unit="batch"))
-    metrics = {"model": str(args.model), "data": args.data, "split": args.split, "solver": args.solver,
+    metrics = {"model": str(args.model), "data": args.data, "split": split, "solver": args.solver,
                **result.to_json()}
     print(format_table(metrics, args.solver))
     if args.out:

@@ -1,4 +1,9 @@
-"""``semflow segment``: image files or folders to class-index PNGs and pseudo-mask PNGs."""
+"""``semflow segment``: image files or folders to class-index PNGs and pseudo-mask PNGs.
+
+For each input ``NAME``: ``NAME.png``, the class map at the input's size in the data set's own label ids
+(COCO-Stuff's 0..181 with 255, Cityscapes' labelIds, otherwise the class index); ``NAME_color.png``, the
+decoded pseudo-mask; and, where the data set defines display colours, ``NAME_vis.png`` in those colours.
+"""
 
 from __future__ import annotations
 
@@ -42,6 +47,8 @@ def label_png(labels: np.ndarray, path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from semflow.cli.report import colorize
+    from semflow.data.labelmap import to_file_ids
     from semflow.data.transforms import resize_image, resize_label
 
     paths = list_images(args.inputs)
@@ -58,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
         for i, image in enumerate(chunk):
             size = tuple(image.shape[-2:])
             path = paths[start + i]
-            labels = resize_label(out.labels[i].cpu(), size).numpy()
-            label_png(labels, args.out / f"{path.stem}.png")
+            labels = resize_label(out.labels[i].cpu(), size)
+            label_png(to_file_ids(labels, pipe.dataset), args.out / f"{path.stem}.png")
+            if pipe.dataset.colors is not None:
+                atomic_save_png(args.out / f"{path.stem}_vis.png", colorize(labels, pipe))
             color = resize_label(colors[i], size).permute(1, 2, 0).numpy()
             atomic_save_png(args.out / f"{path.stem}_color.png", np.ascontiguousarray(color))
     print(f"segmented {len(paths)} image(s) with {args.steps} {args.solver} step(s); wrote {args.out}")

@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-minutes", type=float, help="stop (and save) after this many minutes")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="any config value, e.g. --set train.warmup_steps=50 --set model.network_args.layers_per_block=2")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="leave out bad image/mask pairs (counted, listed in OUT/bad_files.tsv) instead of stopping")
     p.add_argument("--resume", metavar="latest|PATH",
                    help="continue from the newest checkpoint in --out (latest) or from a checkpoint folder")
     p.add_argument("--ema-decay", type=float, help="keep and export an EMA of the weights (e.g. 0.999)")
@@ -42,7 +44,8 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
     flags = {
         "train.data": args.data, "train.steps": args.steps, "train.batch_size": args.batch_size,
         "train.lr": args.lr, "train.seed": args.seed, "train.num_workers": args.num_workers,
-        "train.mixed_precision": args.mixed_precision, "train.ema_decay": args.ema_decay, "train.max_minutes": args.max_minutes,
+        "train.mixed_precision": args.mixed_precision, "train.ema_decay": args.ema_decay,
+        "train.skip_bad": True if args.skip_bad else None, "train.max_minutes": args.max_minutes,
         "model.size": list(args.size) if args.size else None, "model.codec": args.codec,
         "model.palette.kind": args.palette, "model.palette.k": args.k, "model.palette.s": args.s,
         "model.beta": args.beta,

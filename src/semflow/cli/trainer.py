@@ -17,6 +17,7 @@ import io
 import math
 import shutil
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,12 +34,15 @@ from tqdm.auto import tqdm
 from semflow.config import RunConfig, save_json, to_dict
 from semflow.data import open_dataset
 from semflow.data.base import SegmentationDataset
-from semflow.data.transforms import train_transform
+from semflow.data.cache import DecodedCache
+from semflow.data.paired import PairedDataset, write_bad_files
+from semflow.data.transforms import TRAIN_SCALE, train_transform
 from semflow.errors import SemflowInputError
 from semflow.io import atomic_write_bytes
 from semflow.pipeline import SemFlowPipeline
 
 LOSS_FILE = "loss.csv"
+BAD_FILES = "bad_files.tsv"
 TRAIN_CONFIG_FILE = "train_config.json"
 CHECKPOINTS_DIR = "checkpoints"
 
@@ -110,6 +114,15 @@ class StopRequest:
             signal.signal(sig, handler)
 
 
+def report_bad_files(dataset: SegmentationDataset, path: Path, main_process: bool = True) -> None:
+    """With ``--skip-bad``: warn with the count and list the left-out files in ``path``."""
+    bad = list(getattr(dataset, "bad_files", []))
+    if bad and main_process:
+        write_bad_files(bad, path)
+        print(f"warning: {len(bad)} bad file(s) left out of {dataset.info.name}/{dataset.split}; listed in {path}",
+              file=sys.stderr)
+
+
 def _write_loss(path: Path, rows: list[tuple[int, float, float, float]]) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -178,10 +191,16 @@ def train(config: RunConfig, out: Path, dataset: SegmentationDataset | None = No
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=tc.seed),
     )
     set_seed(tc.seed)
-    dataset = dataset if dataset is not None else open_dataset(tc.data, "train")
+    out = Path(out)
+    dataset = dataset if dataset is not None else open_dataset(tc.data, "train", skip_bad=tc.skip_bad)
     if len(dataset) == 0:
         raise SemflowInputError(f"data set {tc.data!r}: the train split is empty")
+    report_bad_files(dataset, out / BAD_FILES, accelerator.is_main_process)
     pipeline = SemFlowPipeline.from_config(config.model, dataset.info)
+    if tc.cache and isinstance(dataset, PairedDataset):
+        with accelerator.main_process_first():  # one process builds, the others reuse
+            dataset = DecodedCache.build(dataset, min_size=pipeline.size, scale_max=TRAIN_SCALE[1],
+                                         workers=max(tc.num_workers, 1))
     pipeline.codec.requires_grad_(False)
     pipeline.to(accelerator.device)
 
@@ -198,7 +217,6 @@ def train(config: RunConfig, out: Path, dataset: SegmentationDataset | None = No
     if ema is not None:
         accelerator.register_for_checkpointing(ema)
 
-    out = Path(out)
     start_from = resolve_resume(out, resume)
     if start_from is not None:
         accelerator.load_state(str(start_from))

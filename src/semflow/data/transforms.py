@@ -33,11 +33,14 @@ def resize_label(label: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return out.reshape(*lead, *size).to(label.dtype)
 
 
+TRAIN_SCALE = (1.0, 1.5)
+
+
 def train_transform(
     sample: Sample,
     size: tuple[int, int],
     generator: torch.Generator,
-    scale: tuple[float, float] = (1.0, 1.5),
+    scale: tuple[float, float] = TRAIN_SCALE,
     flip: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random scale, random crop to ``size`` and random horizontal flip.
