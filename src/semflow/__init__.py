@@ -1,24 +1,40 @@
 """semflow: semantic segmentation and image synthesis as one rectified flow (SemFlow, NeurIPS 2024).
 
-The science lives here; the command line (:mod:`semflow.cli`) is a thin layer on top.
+The science lives here; the command line (:mod:`semflow.cli`) is a thin layer on top. Names are imported
+lazily, so ``import semflow.palette`` does not pay for diffusers.
 """
 
-from semflow._version import __version__
-from semflow.codecs import Codec, PixelCodec
-from semflow.config import ModelConfig, PaletteConfig, RunConfig, TrainConfig
-from semflow.data import DatasetInfo, open_dataset
-from semflow.errors import SemflowInputError
-from semflow.metrics import ConfusionMatrix, SegmentationScores
-from semflow.palette import Palette
-from semflow.perturbation import perturb
-from semflow.pipeline import SegmentationOutput, SemFlowPipeline, SynthesisOutput
-from semflow.rectified_flow import PathSample, flow_matching_loss, sample_path
-from semflow.solver import ODESolver, SolverOutput, time_grid
-from semflow.velocity import VelocityModel
+from __future__ import annotations
 
-__all__ = [
-    "Codec", "ConfusionMatrix", "DatasetInfo", "ModelConfig", "ODESolver", "Palette", "PaletteConfig",
-    "PathSample", "PixelCodec", "RunConfig", "SegmentationOutput", "SegmentationScores", "SemFlowPipeline",
-    "SemflowInputError", "SolverOutput", "SynthesisOutput", "TrainConfig", "VelocityModel", "__version__",
-    "flow_matching_loss", "open_dataset", "perturb", "sample_path", "time_grid",
-]
+import importlib
+from typing import Any
+
+from semflow._version import __version__
+
+_EXPORTS = {
+    "Codec": "semflow.codecs", "PixelCodec": "semflow.codecs",
+    "ModelConfig": "semflow.config", "PaletteConfig": "semflow.config", "RunConfig": "semflow.config",
+    "TrainConfig": "semflow.config",
+    "DatasetInfo": "semflow.data", "open_dataset": "semflow.data",
+    "SemflowInputError": "semflow.errors",
+    "ConfusionMatrix": "semflow.metrics", "SegmentationScores": "semflow.metrics",
+    "Palette": "semflow.palette",
+    "perturb": "semflow.perturbation",
+    "SegmentationOutput": "semflow.pipeline", "SemFlowPipeline": "semflow.pipeline",
+    "SynthesisOutput": "semflow.pipeline",
+    "PathSample": "semflow.rectified_flow", "flow_matching_loss": "semflow.rectified_flow",
+    "sample_path": "semflow.rectified_flow",
+    "ODESolver": "semflow.solver", "SolverOutput": "semflow.solver", "time_grid": "semflow.solver",
+    "VelocityModel": "semflow.velocity",
+}
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'semflow' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -12,6 +12,7 @@ from diffusers import AutoencoderKL, AutoencoderTiny
 
 from semflow.codecs import AutoencoderKLCodec, AutoencoderTinyCodec
 from semflow.errors import SemflowInputError
+from tiny_autoencoders import _one_thread, images, kl_folder, make_kl, tiny_folder  # noqa: F401 - fixtures
 
 
 @torch.no_grad()
@@ -83,6 +84,8 @@ def test_missing_path_or_hub_id_names_the_expected_files(codec_class: type, tmp_
     (tmp_path / "empty").mkdir()
     with pytest.raises(SemflowInputError, match="has no config.json"):
         codec_class(tmp_path / "empty")
+    with pytest.raises(SemflowInputError, match="no weights path given"):
+        codec_class()
 
 
 def test_config_without_weights_and_wrong_class_are_refused(kl_folder: Path, tiny_folder: Path) -> None:

@@ -10,6 +10,7 @@ import torch
 from semflow.codecs import TAEF2Codec, TAESDCodec
 from semflow.codecs.taesd_network import SoftClamp, TinyBlock, tiny_decoder, tiny_encoder
 from semflow.errors import SemflowInputError
+from tiny_autoencoders import _one_thread  # noqa: F401 - fixture
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 TAEF2_WEIGHTS = SHARED / "weights" / "taef2"
@@ -68,7 +69,7 @@ def test_soft_clamp_and_group_norm_branch() -> None:
 def _write_released(folder: Path, latent_channels: int, midblock_gn: bool, prefix: str) -> TAESDCodec:
     """Save a random codec's weights like the release does: fp16 ``PREFIX_encoder.pth``/``PREFIX_decoder.pth``."""
     torch.manual_seed(0)
-    codec = TAESDCodec(None, latent_channels=latent_channels, midblock_gn=midblock_gn)
+    codec = TAESDCodec(latent_channels=latent_channels, midblock_gn=midblock_gn, random_init=True)
     folder.mkdir(parents=True, exist_ok=True)
     for name, module in (("encoder", codec.encoder), ("decoder", codec.decoder)):
         torch.save({k: v.half() for k, v in module.state_dict().items()}, folder / f"{prefix}_{name}.pth")
@@ -101,7 +102,7 @@ def test_taef2_refuses_other_family_members_and_bad_files(tmp_path: Path) -> Non
     with pytest.raises(SemflowInputError, match="has latent_channels=4, expected 16"):
         TAESDCodec(tmp_path / "sd", latent_channels=16)
     with pytest.raises(SemflowInputError, match="taef2 needs"):
-        TAEF2Codec(None, latent_channels=16)
+        TAEF2Codec(latent_channels=16, random_init=True)
     (tmp_path / "sd" / "taesd_decoder.pth").unlink()
     with pytest.raises(SemflowInputError, match="taesd_decoder.pth is missing"):
         TAESDCodec(tmp_path / "sd")
@@ -122,3 +123,7 @@ def test_missing_path_or_hub_id_names_the_expected_files(tmp_path: Path) -> None
     (tmp_path / "empty").mkdir()
     with pytest.raises(SemflowInputError, match="holds no encoder/decoder weights"):
         TAEF2Codec(tmp_path / "empty")
+    with pytest.raises(SemflowInputError, match="no weights path given"):
+        TAEF2Codec()  # never a silently untrained codec
+    with pytest.raises(SemflowInputError, match="give no path"):
+        TAEF2Codec(tmp_path / "empty", random_init=True)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import torch
 
 from semflow.errors import SemflowInputError
-from semflow.pipeline import SemFlowPipeline
+
+if TYPE_CHECKING:
+    from semflow.pipeline import SemFlowPipeline
 from semflow.solver import STEPPERS
 
 
@@ -59,4 +62,6 @@ def positive_int(text: str) -> int:
 
 def load_pipeline(model: Path, device: str) -> SemFlowPipeline:
     """A model folder, loaded and moved to the chosen device, in eval mode."""
+    from semflow.pipeline import SemFlowPipeline
+
     return SemFlowPipeline.from_pretrained(model).to(pick_device(device)).eval()

@@ -93,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
     config.train.max_minutes = (budget - (time.perf_counter() - began)) / 60
     print(f"semflow demo: training {config.train.steps} steps on built-in shapes ({args.size}x{args.size}) ...")
     pipe, result = train(config, out / "model", progress_bar=not args.no_progress)
+    if result.interrupted:
+        print(f"semflow demo: interrupted after {result.steps} training steps; the model is in {out / 'model'}")
+        return 130
 
     test = open_dataset(f"shapes:size={args.size},length={args.test_images}", "test")
     print(f"semflow demo: scoring {len(test)} test images at {DEMO_STEPS} Euler steps ...")

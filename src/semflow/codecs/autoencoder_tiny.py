@@ -29,7 +29,7 @@ class AutoencoderTinyCodec(DiffusersVAECodec):
     kind = "autoencoder-tiny"
     model_class = AutoencoderTiny
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path | None = None) -> None:
         super().__init__(path)
         config = self.vae.config
         down = 2 ** (len(config.num_encoder_blocks) - 1)

@@ -47,13 +47,13 @@ class DiffusersVAECodec(FrozenCodec):
             holding them in ``vae/`` (for example a Stable Diffusion 1.5 checkpoint folder).
 
     Raises:
-        SemflowInputError: the path does not exist (a hub id is never downloaded), lacks the files, or holds
-            another kind of model.
+        SemflowInputError: no path, the path does not exist (a hub id is never downloaded), it lacks the files,
+            or it holds another kind of model.
     """
 
     model_class: ClassVar[Any]  # a diffusers ModelMixin subclass
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path | None = None) -> None:
         super().__init__()
         folder = self._model_folder(path)
         try:
@@ -65,7 +65,7 @@ class DiffusersVAECodec(FrozenCodec):
         self.freeze()
 
     @classmethod
-    def _model_folder(cls, path: str | Path) -> Path:
+    def _model_folder(cls, path: str | Path | None) -> Path:
         """The folder holding ``config.json`` (``path`` itself or its ``vae/``), checked for the right class."""
         name = cls.model_class.__name__
         expected = (

@@ -31,17 +31,19 @@ class FrozenCodec(Codec):
         return super().train(False)
 
 
-def existing_path(path: str | Path, kind: str, expected: str) -> Path:
+def existing_path(path: str | Path | None, kind: str, expected: str) -> Path:
     """``path`` as a :class:`Path`, or a one-line error naming what was expected there.
 
     Args:
-        path: a local file or folder.
+        path: a local file or folder (``None``: none was given).
         kind: the codec kind, to start the message.
         expected: what should be there, for example ``"a folder holding config.json and ..."``.
 
     Raises:
-        SemflowInputError: ``path`` does not exist (hub ids are never downloaded).
+        SemflowInputError: no path, or ``path`` does not exist (hub ids are never downloaded).
     """
+    if path is None:
+        raise SemflowInputError(f"{kind}: no weights path given (--codec-path); expected {expected}")
     resolved = Path(path).expanduser()
     if not resolved.exists():
         raise SemflowInputError(

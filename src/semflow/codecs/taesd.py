@@ -111,14 +111,15 @@ class TAESDCodec(FrozenCodec):
     """A TAESD-family tiny autoencoder.
 
     Args:
-        path: where the weights are (see the module docstring); ``None`` builds a randomly initialised
-            codec of the given architecture (for tests; untrained, so useless for SemFlow itself).
-        latent_channels: expected latent channels; ``None`` reads them off the weights (4 without weights).
-        midblock_gn: expected group-norm branch; ``None`` reads it off the weights (off without weights).
+        path: where the weights are (see the module docstring).
+        latent_channels: expected latent channels; ``None`` reads them off the weights.
+        midblock_gn: expected group-norm branch; ``None`` reads it off the weights.
+        random_init: build untrained weights instead of reading ``path`` (for tests only; the
+            architecture is then ``latent_channels``/``midblock_gn``, by default the kind's own).
 
     Raises:
-        SemflowInputError: the path does not exist or lacks the files, or the weights are not of the
-            expected architecture.
+        SemflowInputError: no path (without ``random_init``), a path that does not exist or lacks the
+            files, or weights that are not of the expected architecture.
     """
 
     kind = "taesd"
@@ -127,12 +128,19 @@ class TAESDCodec(FrozenCodec):
     default: ClassVar[tuple[int, bool]] = (4, False)
 
     def __init__(
-        self, path: str | Path | None = None, latent_channels: int | None = None, midblock_gn: bool | None = None
+        self,
+        path: str | Path | None = None,
+        latent_channels: int | None = None,
+        midblock_gn: bool | None = None,
+        *,
+        random_init: bool = False,
     ) -> None:
         super().__init__()
         files: tuple[Path, ...] = ()
         states: list[dict[str, torch.Tensor]] = []
-        if path is None:
+        if random_init:
+            if path is not None:
+                raise SemflowInputError(f"{self.kind}: random_init builds untrained weights; give no path with it")
             channels, gn = self.required or self.default
             channels = channels if latent_channels is None else latent_channels
             gn = gn if midblock_gn is None else midblock_gn

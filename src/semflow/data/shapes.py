@@ -18,7 +18,7 @@ from semflow.errors import SemflowInputError
 
 CLASS_NAMES = ("background", "disc", "square", "triangle", "ring")
 COLORS = ((40, 40, 40), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200))
-# Preferred hue centre per object class (degrees); +-70 degrees of jitter makes neighbours overlap.
+# Preferred hue centre per object class (degrees); +-45 degrees of jitter makes neighbours overlap.
 _HUE = {1: 0.0, 2: 120.0, 3: 60.0, 4: 220.0}
 _SPLITS = {"train": 0, "val": 1, "test": 2}
 DEFAULT_LENGTHS = {"train": 10000, "val": 256, "test": 256}
@@ -44,11 +44,11 @@ def _shape_mask(kind: int, yy: np.ndarray, xx: np.ndarray, cy: float, cx: float,
         inside = np.ones_like(u, dtype=bool)
         for k in range(3):
             a = angle + k * 2 * math.pi / 3
-            inside &= (math.cos(a) * dx + math.sin(a) * dy) <= r * 0.5
+            inside &= (math.cos(a) * dx + math.sin(a) * dy) <= r * 0.6
         return inside
     # ring
     d2 = dx**2 + dy**2
-    return (d2 <= r**2) & (d2 >= (0.55 * r) ** 2)
+    return (d2 <= r**2) & (d2 >= (0.5 * r) ** 2)
 
 
 def render_shapes(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -61,12 +61,12 @@ def render_shapes(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.n
     ramp = ((math.cos(theta) * xx + math.sin(theta) * yy) / size + 1) / 2
     image = c0 * (1 - ramp[..., None]) + c1 * ramp[..., None]
     label = np.zeros((size, size), dtype=np.int64)
-    for _ in range(int(rng.integers(2, 5))):
+    for _ in range(int(rng.integers(1, 4))):
         kind = int(rng.integers(1, len(CLASS_NAMES)))
-        r = rng.uniform(0.12, 0.26) * size
+        r = rng.uniform(0.16, 0.3) * size
         cy, cx = rng.uniform(r * 0.6, size - r * 0.6, size=2)
         mask = _shape_mask(kind, yy, xx, cy, cx, r, rng.uniform(0, 2 * math.pi))
-        base = _hsv_to_rgb(_HUE[kind] + rng.uniform(-70, 70), rng.uniform(0.5, 1.0), rng.uniform(0.55, 1.0))
+        base = _hsv_to_rgb(_HUE[kind] + rng.uniform(-45, 45), rng.uniform(0.5, 1.0), rng.uniform(0.55, 1.0))
         # Texture: stripes of random direction, period and contrast.
         phi = rng.uniform(0, 2 * math.pi)
         period = rng.uniform(3, 8) * size / 32

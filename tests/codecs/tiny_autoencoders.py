@@ -1,4 +1,9 @@
-"""Tiny, randomly initialised autoencoders of every kind, written to disk the way users would have them."""
+"""Fixtures for the codec tests: tiny random diffusers autoencoders written to disk the way users have them.
+
+A helper module rather than ``conftest.py``: ``tests/`` is not a package, so a second ``conftest.py`` here
+would shadow ``tests/conftest.py`` for ``from conftest import ...``, and this folder cannot be a package
+either (it would be named ``codecs``, like the standard library module). Test modules import the fixtures.
+"""
 
 from __future__ import annotations
 
