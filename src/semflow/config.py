@@ -45,7 +45,7 @@ class ModelConfig:
         network: backbone kind (``unet2d``, ...); ``network_args``: overrides of its default config.
         palette: pseudo-mask palette.
         beta: perturbation amplitude in pixel levels (0..255 scale), ``0 < beta < s/2``;
-            ``None`` takes ``s/8`` (6.25 levels for ``s = 50``; the authors' release uses 6.375).
+            ``None`` takes the authors' 6.375 levels (``s/4`` for palettes with ``s < 25.5``).
         time_scale: the network sees ``time_scale * t``.
     """
 
@@ -63,6 +63,10 @@ class ModelConfig:
             raise SemflowInputError(f"model.size={self.size}; expected [H, W] with positive sides")
 
 
+# Training augmentations, from the most to the least random (see :class:`TrainConfig`).
+AUGMENTATIONS = ("scale-crop-flip", "flip", "none")
+
+
 @dataclass
 class TrainConfig:
     """How to train.
@@ -74,7 +78,14 @@ class TrainConfig:
     last ``checkpoints_total_limit`` are kept; ``max_minutes``: stop, checkpoint and save after this long;
     ``skip_bad``: leave out bad pairs (listed in ``bad_files.tsv``) instead of stopping; ``cache``: decode
     and shrink on-disk images once (:class:`semflow.data.cache.DecodedCache`) so loading keeps up.
-    ``batch_size`` is per process; the effective batch is ``batch_size * processes * gradient_accumulation_steps``.
+    ``batch_size`` is per process; the effective batch is ``batch_size * processes * gradient_accumulation_steps``;
+    ``scale_lr`` multiplies ``lr`` by ``processes * gradient_accumulation_steps`` (linear scaling; logged).
+    ``augment``: ``scale-crop-flip`` (random scale in [1, 1.5], random crop, random left-right flip),
+    ``flip`` (resized to the model size, random flip) or ``none`` (resized to the model size).
+    ``cache_latents``: encode every training image once and keep its posterior ``(mean, std)``, drawing
+    ``z0 = mean + std * eps`` each step: the same loss as without the cache, for frozen codecs. It needs
+    inputs that do not change between epochs, so ``augment`` must be ``flip`` (both orientations are
+    cached: a latent codec's encoder does not commute with flipping) or ``none``.
     """
 
     data: str = "shapes"
@@ -95,6 +106,9 @@ class TrainConfig:
     max_minutes: float | None = None
     skip_bad: bool = False
     cache: bool = True
+    scale_lr: bool = False
+    augment: str = "scale-crop-flip"
+    cache_latents: bool = False
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "gradient_accumulation_steps"):
@@ -104,6 +118,12 @@ class TrainConfig:
             raise SemflowInputError(f"train.ema_decay={self.ema_decay}; expected a number in (0, 1) or null")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise SemflowInputError(f"train.mixed_precision={self.mixed_precision!r}; expected no, bf16 or fp16")
+        if self.augment not in AUGMENTATIONS:
+            raise SemflowInputError(f"train.augment={self.augment!r}; expected one of {', '.join(AUGMENTATIONS)}")
+        if self.cache_latents and self.augment == "scale-crop-flip":
+            raise SemflowInputError(
+                "train.cache_latents=true needs inputs that are the same every epoch, but train.augment="
+                "'scale-crop-flip' draws a new crop each time; set train.augment=flip or none (or turn the cache off)")
 
 
 @dataclass

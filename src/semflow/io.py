@@ -1,15 +1,18 @@
-"""Reading images and masks with clear errors, and writing files atomically."""
+"""Files for the commands: images and masks as tensors, atomic writes, input lists.
+
+Decoding and atomic writing live in :mod:`semflow.data.imageio`; this module adapts them to tensors.
+"""
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from semflow.data.imageio import INDEX_MODES, _atomic, read_mask, read_rgb
 from semflow.errors import SemflowInputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -17,55 +20,29 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _atomic(Path(path), lambda tmp: Path(tmp).write_bytes(data))
 
 
 def atomic_save_png(path: Path, array: np.ndarray) -> None:
-    """Save an ``(H, W)`` uint8 (index/grey) or ``(H, W, 3)`` uint8 RGB array as PNG, atomically."""
-    import io
-
+    """Save an ``(H, W)`` uint8/uint16 (index/grey) or ``(H, W, 3)`` uint8 RGB array as PNG, atomically."""
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def _open(path: Path) -> Image.Image:
-    try:
-        image = Image.open(path)
-        image.load()
-        return image
-    except FileNotFoundError:
-        raise SemflowInputError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise SemflowInputError(f"{path}: not a readable image ({err.__class__.__name__})") from None
-
-
 def read_image(path: Path) -> torch.Tensor:
-    """An RGB image file as uint8 ``(3, H, W)``; grey, palette and RGBA images are converted to RGB."""
-    image = _open(Path(path))
-    if image.mode not in ("RGB", "L", "P", "RGBA", "LA", "I;16", "I", "CMYK", "YCbCr"):
-        raise SemflowInputError(f"{path}: image mode {image.mode} cannot be used; expected an RGB or grey image")
-    array = np.asarray(image.convert("RGB"))
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+    """An image file as RGB uint8 ``(3, H, W)``; grey, palette, CMYK and RGBA images are converted."""
+    return torch.from_numpy(read_rgb(path).copy()).permute(2, 0, 1).contiguous()
 
 
 def read_label(path: Path) -> torch.Tensor:
-    """A class-index mask (8- or 16-bit single channel, or palette PNG's indices) as int64 ``(H, W)``."""
-    image = _open(Path(path))
-    if image.mode not in ("L", "P", "I;16", "I"):
+    """A class-index mask as int64 ``(H, W)``; a colour image is an error (it holds no class indices)."""
+    array = read_mask(path)
+    if array.ndim != 2:
         raise SemflowInputError(
-            f"{path}: mask mode {image.mode}; expected a single-channel class-index PNG (mode L, P or I;16)"
+            f"{path} is a colour image; expected a single-channel class-index PNG (modes {', '.join(INDEX_MODES)})"
         )
-    return torch.from_numpy(np.asarray(image).astype(np.int64))
+    return torch.from_numpy(array.astype(np.int64))
 
 
 def list_images(inputs: list[Path]) -> list[Path]:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from semflow._version import __version__
-from semflow.codecs import Codec, codec_class, load_codec
+from semflow.codecs import Codec, Posterior, codec_class, load_codec
 from semflow.config import ModelConfig, from_dict, to_dict
 from semflow.data.base import DatasetInfo
 from semflow.data.transforms import resize_image, resize_label
@@ -38,6 +38,10 @@ CONFIG_NAME = "semflow_config.json"
 NETWORK_DIR = "network"
 CODEC_DIR = "codec"
 FORMAT_VERSION = 1
+# The authors' release adds 0.1 * U(-0.5, 0.5) in [-1, 1] units to the pseudo-mask: beta = 0.05 * 127.5
+# = 6.375 pixel levels, whatever the palette. Small is also what segmentation wants: the perturbation is
+# part of z_t in training but absent from the states an ODE solve visits, so a large beta shifts them.
+AUTHORS_BETA = 6.375
 
 
 @dataclass
@@ -66,12 +70,9 @@ def make_palette(config: ModelConfig, info: DatasetInfo) -> Palette:
 
 
 def resolve_beta(config: ModelConfig, palette: Palette) -> float:
-    """``config.beta`` checked against ``0 < beta < s/2``; ``None`` gives ``s/8``.
-
-    ``s/8`` is 6.25 levels for the paper's ``s = 50``, close to the authors' release, which adds
-    ``0.1 * U(-0.5, 0.5)`` in ``[-1, 1]`` units, i.e. ``beta = 6.375`` pixel levels.
-    """
-    beta = palette.s / 8 if config.beta is None else float(config.beta)
+    """``config.beta`` checked against ``0 < beta < s/2``; ``None`` gives :data:`AUTHORS_BETA` (or ``s/4`` for
+    palettes too fine for it)."""
+    beta = min(AUTHORS_BETA, palette.s / 4) if config.beta is None else float(config.beta)
     check_beta(beta, palette.s)
     return beta
 
@@ -168,12 +169,9 @@ class SemFlowPipeline(nn.Module):
                 f"this semflow {__version__} reads format {FORMAT_VERSION}"
             )
         config = from_dict(ModelConfig, meta["model"])
-        for part in (directory / NETWORK_DIR / "config.json",):
-            if not part.is_file():
-                raise SemflowInputError(f"{directory}: model folder is missing {part.relative_to(directory)}")
-        weights = list((directory / NETWORK_DIR).glob("*.safetensors")) + list((directory / NETWORK_DIR).glob("*.bin"))
-        if not weights:
-            raise SemflowInputError(f"{directory}: model folder is missing {NETWORK_DIR}/*.safetensors (the weights)")
+        if not (directory / NETWORK_DIR).is_dir():
+            raise SemflowInputError(f"{directory}: model folder is missing {NETWORK_DIR}/")
+        # Each backbone's loader checks its own files and names the one that is missing or corrupt.
         try:
             network = load_network(config.network, directory / NETWORK_DIR)
         except (OSError, ValueError, RuntimeError) as err:
@@ -219,13 +217,37 @@ class SemFlowPipeline(nn.Module):
             velocity: the module to train (a distributed wrapper of ``self.velocity``); default ours.
             generator: random source for the posterior sample, the perturbation and ``t``.
         """
+        with torch.no_grad():
+            posterior = self.codec.image_posterior(images)
+        return self.posterior_training_loss(posterior, labels, velocity=velocity, generator=generator)
+
+    def posterior_training_loss(
+        self,
+        posterior: Posterior,
+        labels: torch.Tensor,
+        velocity: nn.Module | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """:meth:`training_loss` from the image posterior instead of the images (for cached latents).
+
+        Draws ``z0 = mean + std * eps`` and then the perturbation and ``t`` from ``generator`` in the same
+        order as :meth:`training_loss`, so a posterior cached from the same images gives the same loss.
+
+        Args:
+            posterior: ``codec.image_posterior(images)``: ``mean`` and ``std`` of shape ``(B, C, h/f, w/f)``.
+            labels: ``(B, h, w)`` class maps at the model size.
+            velocity: the module to train (a distributed wrapper of ``self.velocity``); default ours.
+            generator: random source for the posterior sample, the perturbation and ``t``.
+        """
         velocity = self.velocity if velocity is None else velocity
         with torch.no_grad():
-            z0 = self.encode_images(images, sample=True, generator=generator)
+            z0 = posterior.sample(generator)
             z1 = self.encode_masks(labels, generator=generator)
         t = sample_time(z0.shape[0], z0.device, generator=generator)
         path = sample_path(z0, z1, t)
-        return flow_matching_loss(velocity(path.z_t, path.t), path)
+        # The network's own dtype: a no-op under autocast, a cast where a wrapper keeps bf16 weights (DeepSpeed).
+        z_t = path.z_t.to(next(velocity.parameters()).dtype)
+        return flow_matching_loss(velocity(z_t, path.t), path)
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
@@ -264,7 +286,7 @@ class SemFlowPipeline(nn.Module):
         samples: int = 1,
         seed: int | None = None,
         solver: str = "euler",
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
     ) -> SynthesisOutput:
         """Synthesize ``samples`` images per mask, each from a fresh perturbation of the pseudo-mask.
 
@@ -274,12 +296,16 @@ class SemFlowPipeline(nn.Module):
             samples: images per mask, ``K >= 1``.
             seed: makes the perturbations reproducible (drawn on the CPU, so on any device alike).
             solver: ``euler``, ``heun`` or ``midpoint``.
-            generator: alternatively, a CPU generator to draw the perturbations from.
+            generator: alternatively, a CPU generator to draw the perturbations from, or a list of ``B``
+                of them, one per mask: then mask ``b``'s images depend on its generator alone, not on the
+                other masks of the batch (as diffusers pipelines treat a list of generators).
         """
         if labels.dim() != 3:
             raise SemflowInputError(f"synthesize expects masks of shape (B, H, W), got {tuple(labels.shape)}")
         if samples < 1:
             raise SemflowInputError(f"samples={samples}; expected >= 1")
+        if isinstance(generator, list) and len(generator) != labels.shape[0]:
+            raise SemflowInputError(f"{len(generator)} generators for {labels.shape[0]} masks; expected one per mask")
         if generator is None:
             generator = torch.Generator()
             generator.manual_seed(torch.seed() if seed is None else seed)
@@ -287,7 +313,11 @@ class SemFlowPipeline(nn.Module):
         small = resize_label(labels.long().cpu(), self.size)
         repeated = small.repeat_interleave(samples, dim=0)  # (B*K, h, w), mask b's samples adjacent
         pseudo = self.palette.encode(repeated)
-        noisy = perturb(pseudo, self.beta, generator=generator)  # on the CPU: device-independent seeds
+        # On the CPU: device-independent seeds.
+        if isinstance(generator, list):
+            noisy = torch.cat([perturb(p_b, self.beta, generator=g) for p_b, g in zip(pseudo.split(samples), generator)])
+        else:
+            noisy = perturb(pseudo, self.beta, generator=generator)
         z1 = self.codec.encode_mask((noisy / 255.0).to(device=p.device, dtype=p.dtype))
         out = ODESolver(self.velocity).sample(z1, time_grid(steps, reverse=True, device=z1.device), method=solver)
         images = self.codec.decode(out.z).float().clamp(0, 1)

@@ -60,8 +60,9 @@ def positive_int(text: str) -> int:
     return value
 
 
-def load_pipeline(model: Path, device: str) -> SemFlowPipeline:
-    """A model folder, loaded and moved to the chosen device, in eval mode."""
+def load_pipeline(model: Path, device: str | torch.device) -> SemFlowPipeline:
+    """A model folder, loaded and moved to ``device`` (a ``--device`` name or a torch device), in eval mode."""
     from semflow.pipeline import SemFlowPipeline
 
-    return SemFlowPipeline.from_pretrained(model).to(pick_device(device)).eval()
+    device = device if isinstance(device, torch.device) else pick_device(device)
+    return SemFlowPipeline.from_pretrained(model).to(device).eval()

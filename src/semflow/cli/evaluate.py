@@ -9,6 +9,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from semflow.cli.common import add_device_arg, add_solver_arg, load_pipeline, parse_steps, positive_int
+from semflow.cli.speed import add_speed_args, apply_speed_args
 from semflow.config import save_json
 from semflow.data.base import DatasetInfo
 
@@ -26,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--out", type=Path, help="write the metrics JSON here")
     add_device_arg(p)
+    add_speed_args(p)
     p.set_defaults(func=run)
 
 
@@ -55,9 +57,10 @@ def run(args: argparse.Namespace) -> int:
     dataset = open_dataset(args.data, split, skip_bad=args.skip_bad)
     check_compatible(pipe, dataset)  # before any work starts
     report_bad_files(dataset, (args.out.parent if args.out else Path(".")) / BAD_FILES)
-    result = evaluate_segmentation(pipe, dataset, steps, solver=args.solver, batch_size=args.batch_size,
-                                   num_workers=args.num_workers,
-                                   progress=lambda it: tqdm(it, desc="evaluate", unit="batch"))
+    with apply_speed_args(pipe, args):
+        result = evaluate_segmentation(pipe, dataset, steps, solver=args.solver, batch_size=args.batch_size,
+                                       num_workers=args.num_workers,
+                                       progress=lambda it: tqdm(it, desc="evaluate", unit="batch"))
     metrics = {"model": str(args.model), "data": args.data, "split": split, "solver": args.solver,
                **result.to_json()}
     print(format_table(metrics, args.solver))

@@ -1,4 +1,9 @@
-"""``semflow synthesize``: class-index mask PNGs to K images each (t = 1 to 0)."""
+"""``semflow synthesize``: class-index mask PNGs to K images each (t = 1 to 0).
+
+The perturbations of mask ``i`` (its position in the sorted input list) come from a generator seeded by
+``(--seed, i)``: the same images whatever ``--batch-size``, and under ``accelerate launch``/``torchrun``, where
+each process synthesizes from a contiguous share of the masks, whatever the number of processes.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from tqdm.auto import tqdm
 
 from semflow.cli.common import add_device_arg, add_solver_arg, load_pipeline, positive_int
 from semflow.cli.segment import unique_stems
+from semflow.cli.speed import add_speed_args, apply_speed_args
 from semflow.data.transforms import resize_image, resize_label
 from semflow.errors import SemflowInputError
 from semflow.io import atomic_save_png, list_images, read_label
@@ -27,33 +33,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_solver_arg(p)
     p.add_argument("--batch-size", type=positive_int, default=8, help="masks per forward pass")
     add_device_arg(p)
+    add_speed_args(p)
     p.set_defaults(func=run)
 
 
+def mask_generator(seed: int, index: int) -> torch.Generator:
+    """The generator of input ``index``'s perturbations: a function of ``(seed, index)`` alone (numpy's
+    ``SeedSequence`` mixes them), so an image does not depend on the batch size or the number of processes."""
+    state = np.random.SeedSequence([seed % 2**64, index]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
 def run(args: argparse.Namespace) -> int:
+    from semflow.cli.parallel import inference_device, my_share, process_state, stop_if_any_failed
+
+    state = process_state()  # under a launcher each process synthesizes from its share of the masks
     paths = list_images(args.masks)
     unique_stems(paths)
-    pipe = load_pipeline(args.model, args.device)
-    labels = []
-    for path in paths:  # every mask is checked before anything is written
-        label = read_label(path)
-        try:
-            pipe.palette.encode(label)
-        except SemflowInputError as err:
-            raise SemflowInputError(f"{path}: {err}") from None
-        labels.append(label)
+    indices = my_share(state, len(paths))
+    pipe = load_pipeline(args.model, inference_device(state, args.device))
+    labels, error = [], None
+    try:
+        for index in indices:  # every mask is checked before anything is written
+            label = read_label(paths[index])
+            try:
+                pipe.palette.encode(label)
+            except SemflowInputError as err:
+                raise SemflowInputError(f"{paths[index]}: {err}") from None
+            labels.append(label)
+    except SemflowInputError as err:
+        error = err
+    stop_if_any_failed(state, error)
+    precision = apply_speed_args(pipe, args)
     args.out.mkdir(parents=True, exist_ok=True)
-    generator = torch.Generator().manual_seed(args.seed)
-    for start in tqdm(range(0, len(paths), args.batch_size), desc="synthesize", unit="batch"):
+    for start in tqdm(range(0, len(indices), args.batch_size), desc="synthesize", unit="batch",
+                      disable=not state.is_main_process):
         chunk = labels[start : start + args.batch_size]
         batch = torch.stack([resize_label(lab, pipe.size) for lab in chunk])
-        out = pipe.synthesize(batch, steps=args.steps, samples=args.samples, solver=args.solver, generator=generator)
+        generators = [mask_generator(args.seed, index) for index in indices[start : start + args.batch_size]]
+        with precision:
+            out = pipe.synthesize(batch, steps=args.steps, samples=args.samples, solver=args.solver,
+                                  generator=generators)
         for i, label in enumerate(chunk):
-            stem = paths[start + i].stem
+            stem = paths[indices[start + i]].stem
             # Back to the mask's own size, so images and masks line up.
             images = (resize_image(out.images[i].float().cpu(), tuple(label.shape)) * 255).round().clamp(0, 255)
             for k in range(args.samples):
                 array = images[k].to(torch.uint8).permute(1, 2, 0).numpy()
                 atomic_save_png(args.out / f"{stem}_{k}.png", np.ascontiguousarray(array))
-    print(f"synthesized {args.samples} image(s) for each of {len(paths)} mask(s); wrote {args.out}")
+    state.wait_for_everyone()
+    if state.is_main_process:
+        split = f" in {state.num_processes} processes" if state.num_processes > 1 else ""
+        print(f"synthesized {args.samples} image(s) for each of {len(paths)} mask(s){split}; wrote {args.out}")
     return 0

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from semflow.cli.common import positive_int
+from semflow.config import AUGMENTATIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +28,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--beta", type=float, help="perturbation amplitude in pixel levels, 0 < beta < s/2")
     p.add_argument("--num-workers", type=int, help="data loader worker processes")
     p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], help="autocast precision")
+    p.add_argument("--gradient-accumulation-steps", type=positive_int,
+                   help="micro-batches per optimiser step (effective batch = processes x batch size x this)")
+    p.add_argument("--scale-lr", action="store_true",
+                   help="multiply --lr by processes x accumulation steps (linear scaling; logged)")
+    p.add_argument("--augment", choices=list(AUGMENTATIONS),
+                   help="training augmentation (default scale-crop-flip; --cache-latents needs flip or none)")
+    p.add_argument("--cache-latents", action="store_true",
+                   help="encode each training image once and sample its cached posterior every step (exact)")
     p.add_argument("--max-minutes", type=float, help="stop (and save) after this many minutes")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="any config value, e.g. --set train.warmup_steps=50 --set model.network_args.layers_per_block=2")
@@ -48,7 +57,9 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
         "train.skip_bad": True if args.skip_bad else None, "train.max_minutes": args.max_minutes,
         "model.size": list(args.size) if args.size else None, "model.codec": args.codec,
         "model.palette.kind": args.palette, "model.palette.k": args.k, "model.palette.s": args.s,
-        "model.beta": args.beta,
+        "model.beta": args.beta, "train.gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "train.scale_lr": True if args.scale_lr else None, "train.augment": args.augment,
+        "train.cache_latents": True if args.cache_latents else None,
     }
     items = [f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None]
     if args.codec_path:
@@ -62,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_run_config(args.config, overrides_from_args(args))
     _, result = train(config, args.out, progress_bar=not args.no_progress, resume=args.resume)
+    if result.process_index != 0:  # under a launcher, process 0 speaks for all
+        return 130 if result.interrupted else 0
     if result.interrupted:
         print(f"interrupted at step {result.steps}: checkpoint and model written to {args.out}; "
               "continue with --resume latest")

@@ -8,6 +8,12 @@ scheduler, RNG states, data position, noise generator) is written with ``Acceler
 temporary folder and renamed to ``checkpoints/step_NNNNNNN``; the last ``checkpoints_total_limit`` are kept.
 SIGINT/SIGTERM finish the current step, write a checkpoint and stop; a non-finite loss stops the run
 naming the step, keeping the last good checkpoint.
+
+Distributed runs (``accelerate launch``, ``torchrun``; see ``docs/distributed.md``): every process trains on its
+share of each batch and Accelerate averages the gradients; only process 0 writes the model, ``loss.csv`` and the
+config (each process adds its own RNG state to a checkpoint, as Accelerate does). The stop decision (signal,
+time limit, non-finite loss) is agreed by all processes at each step, so they checkpoint and stop together, and
+at the end the processes compare parameter checksums and fail loudly if they ever diverged.
 """
 
 from __future__ import annotations
@@ -19,24 +25,27 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration, gather_object, set_seed
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from semflow.config import RunConfig, save_json, to_dict
+from semflow.cli.parallel import launched_processes, multiprocess_without_accelerator
+from semflow.codecs import Posterior
+from semflow.config import RunConfig, TrainConfig, save_json, to_dict
 from semflow.data import open_dataset
 from semflow.data.base import SegmentationDataset
 from semflow.data.cache import DecodedCache
+from semflow.data.latents import PosteriorCache
 from semflow.data.paired import PairedDataset, write_bad_files
-from semflow.data.transforms import TRAIN_SCALE, train_transform
+from semflow.data.transforms import TRAIN_SCALE, draw_flip, resize_pair, train_transform
 from semflow.errors import SemflowInputError
 from semflow.io import atomic_write_bytes
 from semflow.pipeline import SemFlowPipeline
@@ -47,37 +56,71 @@ TRAIN_CONFIG_FILE = "train_config.json"
 CHECKPOINTS_DIR = "checkpoints"
 
 
+def _seed(*parts: int) -> int:
+    """A generator seed from whole numbers (Python's hash of a tuple of ints is the same in every process)."""
+    return hash(parts) & 0x7FFF_FFFF_FFFF
+
+
 class TrainingPairs(Dataset):
     """Augmented ``(image, label)`` pairs at the model size; the augmentation of sample ``i`` in epoch ``e``
-    is drawn from a generator seeded by ``(seed, e, i)``, so a seed reproduces a run whatever the workers."""
+    is drawn from a generator seeded by ``(seed, e, i)``, so a seed reproduces a run whatever the workers.
+    ``augment``: ``scale-crop-flip``, ``flip`` or ``none`` (see :class:`semflow.config.TrainConfig`)."""
 
-    def __init__(self, dataset: SegmentationDataset, size: tuple[int, int], seed: int) -> None:
-        self.dataset, self.size, self.seed, self.epoch = dataset, size, seed, 0
+    def __init__(self, dataset: SegmentationDataset, size: tuple[int, int], seed: int,
+                 augment: str = "scale-crop-flip") -> None:
+        self.dataset, self.size, self.seed, self.augment, self.epoch = dataset, size, seed, augment, 0
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        generator = torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) & 0x7FFF_FFFF_FFFF)
-        return train_transform(self.dataset[index], self.size, generator)
+        generator = torch.Generator().manual_seed(_seed(self.seed, self.epoch, index))
+        if self.augment == "scale-crop-flip":
+            return train_transform(self.dataset[index], self.size, generator)
+        image, label = resize_pair(self.dataset[index], self.size)
+        if self.augment == "flip" and draw_flip(generator):
+            image, label = image.flip(-1), label.flip(-1)
+        return image.contiguous(), label.contiguous()
+
+
+class CachedPairs(Dataset):
+    """``(mean, std, label)`` from a :class:`PosteriorCache`, flipped exactly when :class:`TrainingPairs` with
+    the same seed and ``augment`` would flip the image, so cached and uncached runs see the same data."""
+
+    def __init__(self, cache: PosteriorCache, seed: int, augment: str) -> None:
+        self.cache, self.seed, self.augment, self.epoch = cache, seed, augment, 0
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        flipped = self.augment == "flip" and draw_flip(torch.Generator().manual_seed(_seed(self.seed, self.epoch, index)))
+        return self.cache.item(index, flipped)
 
 
 @dataclass
 class Progress:
-    """Where a run stands; saved in every checkpoint (``state_dict``/``load_state_dict`` for Accelerate)."""
+    """Where a run stands; saved in every checkpoint (``state_dict``/``load_state_dict`` for Accelerate).
+
+    The training noise (posterior sample, perturbation, ``t``) of each batch is drawn from a generator
+    seeded by ``(seed, process, epoch, batch)`` (:meth:`noise_for`), so it needs no saved state: a resumed
+    run draws what the uninterrupted one would have, in every process (Accelerate saves custom state from
+    process 0 only, which could not hold per-process generator states).
+    """
 
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
-    noise: torch.Generator = field(default_factory=torch.Generator)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                "noise": self.noise.get_state()}
+        return {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        self.noise.set_state(state["noise"])
+
+    def noise_for(self, generator: torch.Generator, seed: int, process: int) -> torch.Generator:
+        """Reseed ``generator`` for the current batch of process ``process`` and return it."""
+        return generator.manual_seed(_seed(seed, 1 + process, self.epoch, self.batch_in_epoch))
 
 
 @dataclass
@@ -89,6 +132,10 @@ class TrainResult:
     seconds: float
     seconds_per_step: float
     interrupted: bool = False
+    process_index: int = 0
+    num_processes: int = 1
+    lr: float = 0.0
+    effective_batch_size: int = 0
 
 
 class StopRequest:
@@ -176,6 +223,58 @@ def _save_checkpoint(accelerator: Accelerator, out: Path, progress: Progress, li
     return final
 
 
+def make_accelerator(tc: TrainConfig) -> Accelerator:
+    """The Accelerator for a run: processes, device and precision from the launcher and ``tc``.
+
+    The learning-rate scheduler is stepped by the loop once per optimiser step (``step_scheduler_with_optimizer
+    =False``): Accelerate's default steps it once per process, which would run the schedule N times too fast.
+    """
+    accelerator = Accelerator(
+        cpu=multiprocess_without_accelerator(),
+        mixed_precision=tc.mixed_precision,
+        gradient_accumulation_steps=tc.gradient_accumulation_steps,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=tc.seed),
+        step_scheduler_with_optimizer=False,
+    )
+    if launched_processes() != accelerator.num_processes:
+        raise RuntimeError(f"the launcher started {launched_processes()} processes but Accelerate set up "
+                           f"{accelerator.num_processes} ({accelerator.distributed_type}); they would train "
+                           "separate copies. Check the accelerate config (accelerate env) and the devices.")
+    if accelerator.num_processes > 1:
+        print(f"semflow train: process {accelerator.process_index} of {accelerator.num_processes} "
+              f"({accelerator.distributed_type.value}, {accelerator.device})", file=sys.stderr, flush=True)
+    return accelerator
+
+
+def build_posterior_cache(accelerator: Accelerator, pipeline: SemFlowPipeline, dataset: SegmentationDataset,
+                          tc: TrainConfig) -> PosteriorCache:
+    """Every process encodes its share of the training images; all receive the whole cache."""
+    began = time.perf_counter()
+    with accelerator.split_between_processes(list(range(len(dataset)))) as mine, accelerator.autocast():
+        part = PosteriorCache.build(pipeline.codec, dataset, pipeline.size, flips=tc.augment == "flip",
+                                    indices=mine, batch_size=tc.batch_size, num_workers=tc.num_workers)
+    parts = gather_object([part]) if accelerator.num_processes > 1 else [part]
+    cache = PosteriorCache.merge(parts, len(dataset))
+    accelerator.print(f"cached the image posteriors of {len(cache)} sample(s) x {cache.orientations} orientation(s) "
+                      f"({cache.nbytes / 2**20:.1f} MiB) in {time.perf_counter() - began:.1f} s")
+    return cache
+
+
+def check_in_sync(accelerator: Accelerator, module: torch.nn.Module) -> float:
+    """Compare per-tensor parameter sums across processes; raise if any process differs. Returns the total.
+
+    Data parallelism keeps the copies identical by construction; this catches what would break it (a process
+    that skipped a step, a launcher that started independent runs, non-deterministic kernels that drifted).
+    """
+    sums = torch.stack([p.detach().double().sum() for p in module.parameters()])
+    if accelerator.num_processes > 1:
+        everyone = accelerator.gather(sums[None].to(accelerator.device)).cpu()
+        if not bool((everyone == everyone[0]).all()):
+            totals = ", ".join(f"process {i}: {float(row.sum()):.10e}" for i, row in enumerate(everyone))
+            raise RuntimeError(f"the processes ended with different parameters ({totals}); the run is not usable")
+    return float(sums.sum())
+
+
 def train(config: RunConfig, out: Path, dataset: SegmentationDataset | None = None,
           progress_bar: bool = True, resume: str | None = None) -> tuple[SemFlowPipeline, TrainResult]:
     """Train a SemFlow model as ``config`` says and write the model folder to ``out``.
@@ -185,11 +284,7 @@ def train(config: RunConfig, out: Path, dataset: SegmentationDataset | None = No
     ``checkpoints/``. ``resume`` is ``latest`` or a checkpoint folder.
     """
     tc = config.train
-    accelerator = Accelerator(
-        mixed_precision=tc.mixed_precision,
-        gradient_accumulation_steps=tc.gradient_accumulation_steps,
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=tc.seed),
-    )
+    accelerator = make_accelerator(tc)
     set_seed(tc.seed)
     out = Path(out)
     dataset = dataset if dataset is not None else open_dataset(tc.data, "train", skip_bad=tc.skip_bad)
@@ -197,22 +292,30 @@ def train(config: RunConfig, out: Path, dataset: SegmentationDataset | None = No
         raise SemflowInputError(f"data set {tc.data!r}: the train split is empty")
     report_bad_files(dataset, out / BAD_FILES, accelerator.is_main_process)
     pipeline = SemFlowPipeline.from_config(config.model, dataset.info)
-    if tc.cache and isinstance(dataset, PairedDataset):
+    if tc.cache and not tc.cache_latents and isinstance(dataset, PairedDataset):
         with accelerator.main_process_first():  # one process builds, the others reuse
             dataset = DecodedCache.build(dataset, min_size=pipeline.size, scale_max=TRAIN_SCALE[1],
                                          workers=max(tc.num_workers, 1))
     pipeline.codec.requires_grad_(False)
     pipeline.to(accelerator.device)
 
-    pairs = TrainingPairs(dataset, pipeline.size, tc.seed)
+    pairs: TrainingPairs | CachedPairs
+    if tc.cache_latents:
+        pairs = CachedPairs(build_posterior_cache(accelerator, pipeline, dataset, tc), tc.seed, tc.augment)
+    else:
+        pairs = TrainingPairs(dataset, pipeline.size, tc.seed, tc.augment)
     loader = DataLoader(pairs, batch_size=tc.batch_size, shuffle=True, drop_last=len(pairs) >= tc.batch_size,
                         num_workers=tc.num_workers)
-    optimizer = torch.optim.AdamW(pipeline.velocity.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    lr_factor = accelerator.num_processes * tc.gradient_accumulation_steps if tc.scale_lr else 1
+    lr = tc.lr * lr_factor
+    # The fused kernel: one pass over all tensors (measured 5x faster than the default per-tensor loop on a CPU).
+    fused = {"fused": True} if accelerator.device.type in ("cpu", "cuda") else {}
+    optimizer = torch.optim.AdamW(pipeline.velocity.parameters(), lr=lr, weight_decay=tc.weight_decay, **fused)
     scheduler = get_cosine_schedule_with_warmup(optimizer, min(tc.warmup_steps, tc.steps // 2), tc.steps)
     velocity, optimizer, loader, scheduler = accelerator.prepare(pipeline.velocity, optimizer, loader, scheduler)
     ema = EMAModel(pipeline.velocity.parameters(), decay=tc.ema_decay) if tc.ema_decay else None
-    progress = Progress(noise=torch.Generator(device=accelerator.device))
-    progress.noise.manual_seed(tc.seed * 1000 + accelerator.process_index)
+    progress = Progress()
+    noise = torch.Generator(device=accelerator.device)
     accelerator.register_for_checkpointing(progress)
     if ema is not None:
         accelerator.register_for_checkpointing(ema)
@@ -222,13 +325,16 @@ def train(config: RunConfig, out: Path, dataset: SegmentationDataset | None = No
         accelerator.load_state(str(start_from))
         if ema is not None:
             ema.to(accelerator.device)
+    effective = tc.batch_size * tc.gradient_accumulation_steps * accelerator.num_processes
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         save_json(to_dict(config), out / TRAIN_CONFIG_FILE)
-        if tc.gradient_accumulation_steps > 1 or accelerator.num_processes > 1:
-            effective = tc.batch_size * tc.gradient_accumulation_steps * accelerator.num_processes
-            accelerator.print(f"effective batch size {effective} ({accelerator.num_processes} process(es) x "
-                              f"{tc.batch_size} x {tc.gradient_accumulation_steps} accumulation); lr {tc.lr} as given")
+        if effective != tc.batch_size or tc.scale_lr:
+            how = (f"train.lr {tc.lr:g} x {lr_factor} (train.scale_lr: linear scaling)" if tc.scale_lr
+                   else "as given (train.scale_lr=true scales it linearly)")
+            accelerator.print(f"effective batch size {effective} = {accelerator.num_processes} process(es) x "
+                              f"{tc.batch_size} per process x {tc.gradient_accumulation_steps} accumulation step(s); "
+                              f"lr {lr:g} {how}")
     rows = _read_loss(out / LOSS_FILE, progress.step) if start_from is not None else []
     first_step = progress.step
     began = time.perf_counter()
@@ -237,24 +343,40 @@ def train(config: RunConfig, out: Path, dataset: SegmentationDataset | None = No
     bar = tqdm(total=tc.steps, initial=progress.step, desc="train", unit="step",
                disable=not (progress_bar and accelerator.is_main_process))
     loss_value, interrupted = math.nan, False
+    loss_sum, micro_batches = torch.zeros((), device=accelerator.device), 0
     with StopRequest() as stop:
         while progress.step < tc.steps and not interrupted:
             pairs.epoch = progress.epoch
             loader.set_epoch(progress.epoch)
             batches = accelerator.skip_first_batches(loader, progress.batch_in_epoch) if progress.batch_in_epoch else loader
-            for images, labels in batches:
+            for batch in batches:
+                generator = progress.noise_for(noise, tc.seed, accelerator.process_index)
                 with accelerator.accumulate(velocity), accelerator.autocast():
-                    loss = pipeline.training_loss(images, labels, velocity=velocity, generator=progress.noise)
+                    if tc.cache_latents:
+                        mean, std, labels = batch
+                        loss = pipeline.posterior_training_loss(Posterior(mean, std), labels, velocity=velocity,
+                                                                generator=generator)
+                    else:
+                        images, labels = batch
+                        loss = pipeline.training_loss(images, labels, velocity=velocity, generator=generator)
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and tc.grad_clip > 0:
                         accelerator.clip_grad_norm_(velocity.parameters(), tc.grad_clip)
                     optimizer.step()
-                    scheduler.step()
+                    if accelerator.sync_gradients:
+                        scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                 progress.batch_in_epoch += 1
+                loss_sum, micro_batches = loss_sum + loss.detach().float(), micro_batches + 1
                 if not accelerator.sync_gradients:
                     continue
-                loss_value = float(accelerator.reduce(loss.detach(), reduction="mean"))
+                # One all-reduce per step: the mean loss over micro-batches and processes, and whether any
+                # process wants to stop (a signal or the time limit), so that all stop at the same step.
+                flags = loss_sum.new_tensor([stop.signal is not None, time.perf_counter() >= deadline])
+                shared = accelerator.reduce(torch.cat([(loss_sum / micro_batches)[None], flags]), reduction="sum")
+                loss_value = float(shared[0]) / accelerator.num_processes
+                signalled, stopping = bool(shared[1] > 0), bool(shared[1:].sum() > 0)
+                loss_sum, micro_batches = torch.zeros((), device=accelerator.device), 0
                 if not math.isfinite(loss_value):
                     raise FloatingPointError(
                         f"loss is {loss_value} at step {progress.step + 1}; stopped. The last good checkpoint is kept "
@@ -264,16 +386,15 @@ def train(config: RunConfig, out: Path, dataset: SegmentationDataset | None = No
                 progress.step += 1
                 bar.update(1)
                 if progress.step % tc.log_every == 0 or progress.step == tc.steps:
-                    lr = scheduler.get_last_lr()[0]
-                    rows.append((progress.step, loss_value, lr, elapsed_before + time.perf_counter() - began))
-                    bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
+                    step_lr = scheduler.get_last_lr()[0]
+                    rows.append((progress.step, loss_value, step_lr, elapsed_before + time.perf_counter() - began))
+                    bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{step_lr:.2e}")
                     if accelerator.is_main_process:
                         _write_loss(out / LOSS_FILE, rows)
-                stopping = stop.signal is not None or time.perf_counter() >= deadline
                 if stopping or (tc.checkpoint_every and progress.step % tc.checkpoint_every == 0):
                     _save_checkpoint(accelerator, out, progress, tc.checkpoints_total_limit)
                 if stopping:
-                    interrupted = stop.signal is not None
+                    interrupted = signalled
                     break
                 if progress.step >= tc.steps:
                     break
@@ -281,13 +402,15 @@ def train(config: RunConfig, out: Path, dataset: SegmentationDataset | None = No
                 progress.epoch += 1
                 progress.batch_in_epoch = 0
                 continue
-            if progress.step >= tc.steps or time.perf_counter() >= deadline:
-                break
+            break  # left the epoch early: done, or stopping
     bar.close()
     seconds = time.perf_counter() - began
     accelerator.wait_for_everyone()
     if ema is not None:
         ema.copy_to(pipeline.velocity.parameters())  # the EMA weights are what gets exported and scored
+    checksum = check_in_sync(accelerator, pipeline.velocity)
+    if accelerator.num_processes > 1:
+        accelerator.print(f"parameters identical on all {accelerator.num_processes} processes (sum {checksum:.10e})")
     if accelerator.is_main_process:
         if progress.step and (not rows or rows[-1][0] != progress.step):
             rows.append((progress.step, loss_value, scheduler.get_last_lr()[0], elapsed_before + seconds))
@@ -296,4 +419,6 @@ def train(config: RunConfig, out: Path, dataset: SegmentationDataset | None = No
     pipeline.eval()
     done = progress.step - first_step
     return pipeline, TrainResult(steps=progress.step, final_loss=loss_value, seconds=seconds,
-                                 seconds_per_step=seconds / max(done, 1), interrupted=interrupted)
+                                 seconds_per_step=seconds / max(done, 1), interrupted=interrupted,
+                                 process_index=accelerator.process_index, num_processes=accelerator.num_processes,
+                                 lr=lr, effective_batch_size=effective)

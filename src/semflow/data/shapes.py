@@ -18,7 +18,7 @@ from semflow.errors import SemflowInputError
 
 CLASS_NAMES = ("background", "disc", "square", "triangle", "ring")
 COLORS = ((40, 40, 40), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200))
-# Preferred hue centre per object class (degrees); +-45 degrees of jitter makes neighbours overlap.
+# Preferred hue centre per object class (degrees); +-30 degrees of jitter: neighbours (disc/triangle) overlap.
 _HUE = {1: 0.0, 2: 120.0, 3: 60.0, 4: 220.0}
 _SPLITS = {"train": 0, "val": 1, "test": 2}
 DEFAULT_LENGTHS = {"train": 10000, "val": 256, "test": 256}
@@ -66,7 +66,7 @@ def render_shapes(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.n
         r = rng.uniform(0.16, 0.3) * size
         cy, cx = rng.uniform(r * 0.6, size - r * 0.6, size=2)
         mask = _shape_mask(kind, yy, xx, cy, cx, r, rng.uniform(0, 2 * math.pi))
-        base = _hsv_to_rgb(_HUE[kind] + rng.uniform(-45, 45), rng.uniform(0.5, 1.0), rng.uniform(0.55, 1.0))
+        base = _hsv_to_rgb(_HUE[kind] + rng.uniform(-30, 30), rng.uniform(0.5, 1.0), rng.uniform(0.55, 1.0))
         # Texture: stripes of random direction, period and contrast.
         phi = rng.uniform(0, 2 * math.pi)
         period = rng.uniform(3, 8) * size / 32

@@ -66,9 +66,20 @@ def train_transform(
     top = int(torch.randint(0, mid[0] - h + 1, (), generator=generator))
     left = int(torch.randint(0, mid[1] - w + 1, (), generator=generator))
     image, label = image[:, top : top + h, left : left + w], label[top : top + h, left : left + w]
-    if flip and bool(torch.rand((), generator=generator) < 0.5):
+    if flip and draw_flip(generator):
         image, label = image.flip(-1), label.flip(-1)
     return image.contiguous(), label.contiguous()
+
+
+def draw_flip(generator: torch.Generator) -> bool:
+    """A fair coin from ``generator``: flip left-right or not."""
+    return bool(torch.rand((), generator=generator) < 0.5)
+
+
+def resize_pair(sample: Sample, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """No random change: ``image`` float ``(3, h, w)`` in ``[0, 1]`` and ``label`` int64 ``(h, w)``, both
+    resized to ``size`` (the image antialiased bilinear, the label nearest neighbour)."""
+    return resize_image(sample["image"].float() / 255.0, size), resize_label(sample["label"], size)
 
 
 def eval_transform(sample: Sample, size: tuple[int, int]) -> torch.Tensor:

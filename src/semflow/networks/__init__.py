@@ -1,5 +1,8 @@
 """Velocity backbones, built from a kind and a JSON config, saved as diffusers-style folders.
 
+Kinds: ``unet2d`` (diffusers' ``UNet2DModel``, a small default) and ``unet2d-condition`` (Stable Diffusion's
+``UNet2DConditionModel`` with a fixed null text embedding, from scratch or from a local SD1.5 ``unet/``).
+
 A backbone is any ``nn.Module`` called as ``net(sample, timestep)``. Register new kinds in
 :data:`BACKBONES` with a builder (config -> module) and a loader (folder -> module); saving uses the
 module's ``save_pretrained`` (diffusers' ``ModelMixin``).
@@ -11,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
 from semflow.errors import SemflowInputError
 from semflow.networks.unet import build_unet2d, load_unet2d
+from semflow.networks.unet_condition import build_unet2d_condition, load_unet2d_condition
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,11 @@ class Backbone:
     load: Callable[[Path], nn.Module]
 
 
-BACKBONES: dict[str, Backbone] = {"unet2d": Backbone(build=build_unet2d, load=load_unet2d)}
+BACKBONES: dict[str, Backbone] = {
+    "unet2d": Backbone(build=build_unet2d, load=load_unet2d),
+    # SD1.5's UNet driven by a fixed null text embedding (the authors' backbone), see unet_condition.py.
+    "unet2d-condition": Backbone(build=build_unet2d_condition, load=load_unet2d_condition),
+}
 
 
 def backbone(kind: str) -> Backbone:
@@ -42,8 +51,21 @@ def build_network(kind: str, config: dict[str, Any], channels: int) -> nn.Module
 
 
 def load_network(kind: str, directory: Path) -> nn.Module:
-    """A backbone saved with ``save_pretrained`` in ``directory``."""
-    return backbone(kind).load(directory)
+    """A backbone saved with ``save_pretrained`` in ``directory``, computing bit for bit as before saving."""
+    return own_memory(backbone(kind).load(directory))
+
+
+def own_memory(module: nn.Module) -> nn.Module:
+    """``module`` with every parameter and buffer copied into freshly allocated memory.
+
+    diffusers can hand back weights that start at any byte offset of the file's buffer; CPU kernels take other
+    vectorised paths on unaligned data, so a reloaded UNet differed from the saved one in the last bit
+    (2e-7 at a 1x1 resolution). Fresh allocations are aligned as the original weights were.
+    """
+    with torch.no_grad():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            tensor.data = tensor.data.clone()
+    return module
 
 
 __all__ = ["BACKBONES", "Backbone", "backbone", "build_network", "load_network"]

@@ -34,4 +34,9 @@ def build_unet2d(config: dict[str, Any], channels: int) -> UNet2DModel:
 
 def load_unet2d(directory: Path) -> UNet2DModel:
     """Load a ``UNet2DModel`` saved with ``save_pretrained`` (local files only, never a hub)."""
+    directory = Path(directory)
+    if not (directory / "config.json").is_file():
+        raise SemflowInputError(f"{directory}: missing config.json of the UNet2DModel")
+    if not any(directory.glob("diffusion_pytorch_model*.safetensors")) and not any(directory.glob("*.bin")):
+        raise SemflowInputError(f"{directory}: missing diffusion_pytorch_model.safetensors (the weights)")
     return UNet2DModel.from_pretrained(str(directory), local_files_only=True)

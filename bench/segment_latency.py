@@ -1,0 +1,119 @@
+"""Segmentation latency and throughput against the bare codec + N network evaluations, and the speed flags.
+
+``SemFlowPipeline.segment(images, steps=N)`` does more than its network: it resizes, encodes, runs the Euler
+loop, decodes and classifies each pixel by the nearest palette colour. Its limit is ``E(x)``, ``N`` calls of
+the network and ``D(z)``. This program times both, one call each in turn, at ``N = 1`` and ``N = 25`` for a
+single image (latency) and a batch (throughput), then the ``--dtype bf16`` (autocast), ``--channels-last`` and
+``--compile`` options of ``semflow segment`` against float32 on the batch (at ``N = 5``: bf16 is slow on this
+CPU), each applied the way the command applies it (:func:`semflow.cli.speed.apply_speed_args`), the compile
+time apart.
+
+The model is the demo's (pixel space, 32x32, UNet 16-32-64) with random weights: time does not depend on them.
+
+Example::
+
+    nice -n 19 python bench/segment_latency.py
+
+Prints Markdown tables and writes ``bench/results/segment_latency.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from semflow.cli.demo import demo_config
+from semflow.cli.speed import apply_speed_args
+from semflow.data import open_dataset
+from semflow.pipeline import SemFlowPipeline
+from semflow.velocity import network_timestep
+
+from timing import interleaved, markdown, seconds, write
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=32, help="image side in pixels (the demo's 32)")
+    parser.add_argument("--batch-size", type=int, default=16, help="the throughput batch")
+    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds at N = 25 (x8 at N = 1)")
+    parser.add_argument("--flag-steps", type=int, default=5,
+                        help="N for the speed flags (bf16 autocast is slow on CPUs without AMX: keep it small)")
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (it compiles for a while)")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/segment_latency.json)")
+    return parser.parse_args(argv)
+
+
+def bare(pipe: SemFlowPipeline, x: torch.Tensor, steps: int) -> torch.Tensor:
+    """The limit: ``E(x)``, ``steps`` network calls on a fixed ``z``, ``D(z)``."""
+    with torch.no_grad():
+        z = pipe.codec.encode_image(x)
+        t = network_timestep(torch.zeros(x.shape[0]))
+        for _ in range(steps):
+            pipe.network(z, t)
+        return pipe.codec.decode(z)
+
+
+def flag_args(**overrides: object) -> SimpleNamespace:
+    return SimpleNamespace(**{"dtype": "fp32", "channels_last": False, "compile": False, **overrides})
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    began = time.perf_counter()
+    config = demo_config(args.size, seed=0)
+    pipe = SemFlowPipeline.from_config(config.model, open_dataset(config.train.data, "train").info).eval()
+    torch.manual_seed(0)
+    results: dict = {"overhead": [], "flags": {}}
+    rows = []
+    for batch in (1, args.batch_size):
+        x = torch.rand(batch, 3, args.size, args.size)
+        for steps in (1, 25):
+            # One call each in turn: a neighbour's load, or the order, then weighs on both sides alike.
+            t = interleaved({"pipeline": lambda: pipe.segment(x, steps=steps), "bare": lambda: bare(pipe, x, steps)},
+                            rounds=args.rounds * (8 if steps == 1 else 1), repeat=1)
+            entry = {"batch": batch, "steps": steps, "pipeline_s": t["pipeline"], "bare_s": t["bare"],
+                     "overhead": t["pipeline"] / t["bare"] - 1, "images_per_s": batch / t["pipeline"]}
+            results["overhead"].append(entry)
+            rows.append([batch, steps, t["pipeline"] * 1e3, t["bare"] * 1e3, f"{entry['overhead']:+.1%}",
+                         entry["images_per_s"]])
+    print(markdown(["batch", "N", "segment (ms)", "codec + N network calls (ms)", "overhead", "images/s"], rows))
+
+    # Speed flags on the batch, each on its own copy of the model, against float32.
+    x = torch.rand(args.batch_size, 3, args.size, args.size)
+    variants = {"fp32": flag_args(), "bf16 autocast": flag_args(dtype="bf16"),
+                "channels-last": flag_args(channels_last=True)}
+    if not args.no_compile:
+        variants["compile"] = flag_args(compile=True)
+    runners, compile_s = {}, None
+    for name, flags in variants.items():
+        model = copy.deepcopy(pipe)
+        context = apply_speed_args(model, flags)
+
+        def run(model: SemFlowPipeline = model, context=context) -> None:
+            with context:
+                model.segment(x, steps=args.flag_steps)
+
+        if flags.compile:
+            compile_s = seconds(run, 1)[0]  # the first call compiles
+        runners[name] = run
+    t = interleaved(runners, rounds=max(2, args.rounds // 2), repeat=1)
+    rows = [[name, t[name] * 1e3, args.batch_size / t[name], t["fp32"] / t[name]] for name in runners]
+    results["flags"] = {name: {"seconds": t[name], "speedup_vs_fp32": t["fp32"] / t[name]} for name in runners}
+    results["compile_seconds"] = compile_s
+    results["flag_steps"] = args.flag_steps
+    print()
+    print(markdown([f"N = {args.flag_steps}, batch {args.batch_size}", "ms", "images/s", "speed-up vs fp32"], rows))
+    if compile_s is not None:
+        print(f"(torch.compile: first call, compiling included, {compile_s:.1f} s)")
+    results["model"] = {"size": args.size, "codec": "pixel", "network_args": config.model.network_args}
+    results["wall_seconds"] = time.perf_counter() - began
+    print(f"\nwrote {write('segment_latency', results, args.out)}")
+
+
+if __name__ == "__main__":
+    main()

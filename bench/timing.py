@@ -1,0 +1,73 @@
+"""What the speed benchmarks share: interleaved timing, the machine description and the result files.
+
+Every ratio a benchmark reports is measured in one run, with the two sides alternating in rounds, so that a
+neighbour's load on a shared machine slows both alike; the median over rounds is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def seconds(fn: Callable[[], Any], repeat: int) -> list[float]:
+    """Wall seconds of ``repeat`` calls of ``fn``, one number per call."""
+    out = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def interleaved(cases: dict[str, Callable[[], Any]], rounds: int, repeat: int, warmup: int = 1) -> dict[str, float]:
+    """Median seconds per call of each case, the cases taking turns ``rounds`` times, ``repeat`` calls a turn."""
+    for fn in cases.values():
+        seconds(fn, warmup)
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            samples[name] += seconds(fn, repeat)
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def machine() -> dict[str, Any]:
+    """CPU count, torch threads, the load average (neighbours' work), platform, torch version, GPU if any."""
+    info: dict[str, Any] = {
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def markdown(headers: list[str], rows: list[list[Any]]) -> str:
+    """A Markdown table; floats with 4 significant digits."""
+    def cell(v: Any) -> str:
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write(name: str, report: dict[str, Any], out: Path | None = None) -> Path:
+    """Write ``report`` (with the machine description) to ``bench/results/NAME.json``; returns the path."""
+    path = out or RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"machine": machine(), **report}, indent=2) + "\n")
+    return path

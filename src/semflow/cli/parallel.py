@@ -1,0 +1,82 @@
+"""Commands under a launcher (``accelerate launch``, ``torchrun``): the processes, their devices and shares.
+
+Outside a launcher everything here describes one process, so the commands need no separate code path.
+Accelerate is imported only when a command runs, never by the library.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import torch
+
+from semflow.cli.common import pick_device
+from semflow.errors import SemflowInputError
+
+if TYPE_CHECKING:
+    from accelerate import PartialState
+
+
+def multiprocess_without_accelerator() -> bool:
+    """A launcher started several processes (``WORLD_SIZE > 1``) on a machine with no GPU-like device.
+
+    Accelerate then runs each process alone (``DistributedType.NO``) unless told to use the CPU, so
+    ``accelerate launch --multi_gpu`` or ``torchrun`` on a CPU machine would silently run N copies.
+    """
+    has_device = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
+    return launched_processes() > 1 and not has_device
+
+
+def launched_processes() -> int:
+    """How many processes the launcher says it started (``WORLD_SIZE``; 1 without a launcher)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def process_state() -> PartialState:
+    """Accelerate's view of the processes, using the CPU (gloo) when launched on a machine without GPUs.
+
+    Raises:
+        RuntimeError: the launcher started more processes than Accelerate joined (they would run separately).
+    """
+    from accelerate import PartialState
+
+    state = PartialState(cpu=multiprocess_without_accelerator())
+    if launched_processes() != state.num_processes:
+        raise RuntimeError(f"the launcher started {launched_processes()} processes but Accelerate set up "
+                           f"{state.num_processes} ({state.distributed_type}); they would run as separate copies. "
+                           "Check the accelerate config (accelerate env) and the devices.")
+    return state
+
+
+def inference_device(state: PartialState, name: str) -> torch.device:
+    """``--device``: ``auto`` gives each process its own device under a launcher (``cuda:LOCAL_RANK``, or the
+    CPU); otherwise the device named (``auto``: the first GPU if any, else the CPU)."""
+    if name == "auto" and state.num_processes > 1:
+        return state.device
+    return pick_device(name)
+
+
+def my_share(state: PartialState, count: int) -> list[int]:
+    """This process's contiguous share of ``range(count)``, as Accelerate's ``split_between_processes`` cuts it
+    (shares differ in length by at most one; process 0's comes first)."""
+    with state.split_between_processes(list(range(count))) as share:
+        return list(share)
+
+
+def stop_if_any_failed(state: PartialState, error: SemflowInputError | None) -> None:
+    """After each process checked its share of the inputs: if any found bad input, all stop before writing.
+
+    Process 0 raises the first error found (so it is printed once); the others exit with code 2 quietly.
+    """
+    if state.num_processes == 1:
+        if error is not None:
+            raise error
+        return
+    from accelerate.utils import gather_object
+
+    messages = [m for m in gather_object([None if error is None else str(error)]) if m is not None]
+    if messages:
+        if state.is_main_process:
+            raise SemflowInputError(messages[0])
+        raise SystemExit(2)
