@@ -56,6 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated cases of {', '.join(CASES)}")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1, as the other benchmarks)")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # a child process runs one case
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/memory.json)")
     return parser.parse_args(argv)
@@ -136,12 +137,14 @@ def run_case(case: str, device: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.case:
+        torch.set_num_threads(args.threads)
         print(json.dumps(run_case(args.case, args.device)))
         return
     began = time.perf_counter()
     results: dict[str, Any] = {}
     for case in args.cases.split(","):
-        proc = subprocess.run([sys.executable, __file__, "--case", case, "--device", args.device],
+        proc = subprocess.run([sys.executable, __file__, "--case", case, "--device", args.device,
+                               "--threads", str(args.threads)],
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise SystemExit(f"case {case} failed:\n{proc.stderr[-3000:]}")

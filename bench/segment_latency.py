@@ -14,6 +14,8 @@ Example::
 
     nice -n 19 python bench/segment_latency.py
 
+Times are CPU seconds of this process on one torch thread (``timing.py``), so images/s is per core.
+
 Prints Markdown tables and writes ``bench/results/segment_latency.json``.
 """
 
@@ -33,7 +35,7 @@ from semflow.data import open_dataset
 from semflow.pipeline import SemFlowPipeline
 from semflow.velocity import network_timestep
 
-from timing import interleaved, markdown, seconds, write
+from timing import add_threads_arg, interleaved, markdown, seconds, write
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="N for the speed flags (bf16 autocast is slow on CPUs without AMX: keep it small)")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (it compiles for a while)")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/segment_latency.json)")
+    add_threads_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -64,6 +67,7 @@ def flag_args(**overrides: object) -> SimpleNamespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    torch.set_num_threads(args.threads)
     began = time.perf_counter()
     config = demo_config(args.size, seed=0)
     pipe = SemFlowPipeline.from_config(config.model, open_dataset(config.train.data, "train").info).eval()
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
             results["overhead"].append(entry)
             rows.append([batch, steps, t["pipeline"] * 1e3, t["bare"] * 1e3, f"{entry['overhead']:+.1%}",
                          entry["images_per_s"]])
-    print(markdown(["batch", "N", "segment (ms)", "codec + N network calls (ms)", "overhead", "images/s"], rows))
+    print(markdown(["batch", "N", "segment (CPU ms)", "codec + N network calls (CPU ms)", "overhead", "images/s"], rows))
 
     # Speed flags on the batch, each on its own copy of the model, against float32.
     x = torch.rand(args.batch_size, 3, args.size, args.size)
@@ -107,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     results["compile_seconds"] = compile_s
     results["flag_steps"] = args.flag_steps
     print()
-    print(markdown([f"N = {args.flag_steps}, batch {args.batch_size}", "ms", "images/s", "speed-up vs fp32"], rows))
+    print(markdown([f"N = {args.flag_steps}, batch {args.batch_size}", "CPU ms", "images/s", "speed-up vs fp32"], rows))
     if compile_s is not None:
         print(f"(torch.compile: first call, compiling included, {compile_s:.1f} s)")
     results["model"] = {"size": args.size, "codec": "pixel", "network_args": config.model.network_args}

@@ -2,10 +2,16 @@
 
 Every ratio a benchmark reports is measured in one run, with the two sides alternating in rounds, so that a
 neighbour's load on a shared machine slows both alike; the median over rounds is reported.
+
+The benchmarks run torch on one thread unless told otherwise (``--threads``): on the project's shared 2-core
+machines, two OpenMP threads were both slower and several times noisier whenever a neighbour was busy (TAEF2
+encoding 16 images at 128x128: 3.1 s on one thread, 4.5-4.9 s on two), since each barrier waits for the thread
+that lost its core.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -20,24 +26,34 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def seconds(fn: Callable[[], Any], repeat: int) -> list[float]:
-    """Wall seconds of ``repeat`` calls of ``fn``, one number per call."""
+def add_threads_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1; see timing.py)")
+
+
+def seconds(fn: Callable[[], Any], repeat: int, clock: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Seconds of ``repeat`` calls of ``fn`` by ``clock``, one number per call."""
     out = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        out.append(time.perf_counter() - start)
+        out.append(clock() - start)
     return out
 
 
-def interleaved(cases: dict[str, Callable[[], Any]], rounds: int, repeat: int, warmup: int = 1) -> dict[str, float]:
-    """Median seconds per call of each case, the cases taking turns ``rounds`` times, ``repeat`` calls a turn."""
+def interleaved(cases: dict[str, Callable[[], Any]], rounds: int, repeat: int = 1, warmup: int = 1,
+                clock: Callable[[], float] = time.process_time) -> dict[str, float]:
+    """Median seconds per call of each case, the cases taking turns ``rounds`` times, ``repeat`` calls a turn.
+
+    The default clock is this process's CPU time: with one thread it is the work done, and a neighbour that
+    takes the core away adds waiting, not CPU seconds, so ratios stay put on a busy machine (wall-clock
+    ratios on the project's shared machines moved by +-20% from round to round).
+    """
     for fn in cases.values():
-        seconds(fn, warmup)
+        seconds(fn, warmup, clock)
     samples: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(rounds):
         for name, fn in cases.items():
-            samples[name] += seconds(fn, repeat)
+            samples[name] += seconds(fn, repeat, clock)
     return {name: statistics.median(times) for name, times in samples.items()}
 
 

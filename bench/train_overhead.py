@@ -7,11 +7,13 @@ bookkeeping, the optimiser, the loss log -- is overhead. This program times, in 
 * ``bare``: ``v(z_t, t)``, the MSE and ``backward()`` on one fixed batch of the same shape;
 * ``bare + AdamW``: the same plus the (fused) optimiser step;
 * ``trainer``: steps of :func:`semflow.cli.trainer.train` itself (data from the built-in shapes, the pixel
-  codec, gradient clipping, logging every 10 steps), timed from the ``elapsed_s`` column of its ``loss.csv``
-  between step 10 and the last (set-up and warm-up excluded);
+  codec, gradient clipping, logging every 10 steps): the CPU time of a run of ``10 + --steps`` steps minus
+  that of a run of 10, divided by ``--steps`` (set-up and warm-up cancel);
 
 and, once, the parts: a batch from the data loader, and the loss's preparation (codec, pseudo-mask,
-perturbation, path). The default model is the demo's (pixel space, 32x32, batch 16, UNet 16-32-64).
+perturbation, path). The default model is the demo's (pixel space, 32x32, batch 16, UNet 16-32-64). The
+overhead reported is the median over rounds of each round's ratio: a round's two sides run seconds apart.
+Times are this process's CPU seconds on one torch thread (see ``timing.py``), robust to neighbours' load.
 
 Example::
 
@@ -37,7 +39,7 @@ from semflow.data import open_dataset
 from semflow.pipeline import SemFlowPipeline
 from semflow.rectified_flow import flow_matching_loss, sample_path, sample_time
 
-from timing import interleaved, markdown, seconds, write
+from timing import add_threads_arg, interleaved, markdown, seconds, write
 
 LOG_EVERY = 10  # the default train.log_every
 
@@ -46,25 +48,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=32, help="image side in pixels (the demo's 32)")
     parser.add_argument("--batch-size", type=int, default=16, help="batch size (the demo's 16)")
-    parser.add_argument("--steps", type=int, default=30, help="trainer steps per round (the first 10 are left out)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of bare and trainer steps")
+    parser.add_argument("--steps", type=int, default=20,
+                        help="trainer steps measured per round (a run of 10 and one of 10 + this)")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds of bare and trainer steps")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/train_overhead.json)")
+    add_threads_arg(parser)
     return parser.parse_args(argv)
 
 
-def trainer_step_seconds(config, steps: int) -> float:
-    """Seconds per step of a real run with the default logging (every 10 steps), from ``loss.csv``'s
-    ``elapsed_s`` between step 10 and the last (the first 10 steps, with the warm-up, are left out)."""
+def trainer_cpu_seconds(config, steps: int) -> float:
+    """CPU seconds of this process for a whole run of ``steps`` steps, set-up included, logging every 10."""
     config.train.steps, config.train.log_every, config.train.checkpoint_every = steps, LOG_EVERY, 0
     with tempfile.TemporaryDirectory() as tmp:
+        start = time.process_time()
         train(config, Path(tmp) / "m", progress_bar=False)
-        rows = [r.split(",") for r in (Path(tmp) / "m" / "loss.csv").read_text().splitlines()[1:]]
-    (s0, e0), (s1, e1) = (int(rows[0][0]), float(rows[0][3])), (int(rows[-1][0]), float(rows[-1][3]))
-    return (e1 - e0) / (s1 - s0)
+        return time.process_time() - start
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    torch.set_num_threads(args.threads)
     config = demo_config(args.size, seed=0)
     config.train.batch_size = args.batch_size
     dataset = open_dataset(config.train.data, "train")
@@ -101,33 +104,42 @@ def main(argv: list[str] | None = None) -> None:
     began = time.perf_counter()
     bare_s, bare_opt_s, trainer_s = [], [], []
     for _ in range(args.rounds):
-        times = interleaved({"bare": bare, "bare_opt": lambda: bare(True)}, rounds=1, repeat=10)
+        # As many bare calls as the trainer's measured steps, one of each kind in turn, right before them.
+        times = interleaved({"bare": bare, "bare_opt": lambda: bare(True)}, rounds=args.steps)
         bare_s.append(times["bare"])
         bare_opt_s.append(times["bare_opt"])
-        trainer_s.append(trainer_step_seconds(config, args.steps))
-    data_s = statistics.median(seconds(load_batches, 3)) / 8
-    prepare_s = statistics.median(seconds(prepare, 10))
+        # The marginal cost of a step: the difference of two runs cancels the set-up and the first steps.
+        short = trainer_cpu_seconds(config, LOG_EVERY)
+        trainer_s.append((trainer_cpu_seconds(config, LOG_EVERY + args.steps) - short) / args.steps)
+    data_s = statistics.median(seconds(load_batches, 3, time.process_time)) / 8
+    prepare_s = statistics.median(seconds(prepare, 10, time.process_time))
     bare_m, bare_opt_m, trainer_m = (statistics.median(x) for x in (bare_s, bare_opt_s, trainer_s))
+    # The headline: the median over rounds of each round's ratio (both sides of a ratio measured seconds apart).
+    ratio = statistics.median(t / b for t, b in zip(trainer_s, bare_s))
+    ratio_opt = statistics.median(t / b for t, b in zip(trainer_s, bare_opt_s))
     report = {
         "model": {"size": args.size, "batch_size": args.batch_size, "codec": "pixel",
                   "network_args": config.model.network_args,
                   "parameters": sum(p.numel() for p in pipe.velocity.parameters())},
+        "clock": "CPU seconds of the process (time.process_time), one torch thread",
         "seconds": {"bare_forward_backward": bare_m, "bare_with_adamw": bare_opt_m, "trainer_step": trainer_m,
                     "data_batch": data_s, "loss_preparation": prepare_s},
         "rounds": {"bare_forward_backward": bare_s, "bare_with_adamw": bare_opt_s, "trainer_step": trainer_s},
-        "overhead_vs_bare": trainer_m / bare_m - 1,
-        "overhead_vs_bare_with_adamw": trainer_m / bare_opt_m - 1,
+        "overhead_vs_bare": ratio - 1,
+        "overhead_vs_bare_with_adamw": ratio_opt - 1,
+        "overhead_per_round": [t / b - 1 for t, b in zip(trainer_s, bare_s)],
         "wall_seconds": time.perf_counter() - began,
     }
     path_json = write("train_overhead", report, args.out)
     rows = [
         ["bare forward + backward (the limit)", bare_m * 1e3, 1.0],
-        ["bare forward + backward + AdamW", bare_opt_m * 1e3, bare_opt_m / bare_m],
-        ["`semflow train` step", trainer_m * 1e3, trainer_m / bare_m],
+        ["bare forward + backward + AdamW", bare_opt_m * 1e3, statistics.median(
+            o / b for o, b in zip(bare_opt_s, bare_s))],
+        ["`semflow train` step", trainer_m * 1e3, ratio],
         ["  of which: a batch from the loader", data_s * 1e3, data_s / bare_m],
         ["  of which: codec, pseudo-mask, perturbation, path", prepare_s * 1e3, prepare_s / bare_m],
     ]
-    print(markdown(["pixel space, " f"{args.size}x{args.size}, batch {args.batch_size}", "ms", "x bare"], rows))
+    print(markdown([f"pixel space, {args.size}x{args.size}, batch {args.batch_size}", "CPU ms", "x bare"], rows))
     print(f"\noverhead of a training step over the bare forward+backward: {report['overhead_vs_bare']:+.1%} "
           f"(over forward+backward+AdamW: {report['overhead_vs_bare_with_adamw']:+.1%}); wrote {path_json}")
 
