@@ -7,9 +7,10 @@ Cases (each a child process, so that one's peak cannot hide another's):
   batch 16, UNet 16-32-64);
 * ``sd15-inference-512``: one segmentation step at 512x512 with Stable Diffusion 1.5-sized networks, built
   randomly from their configs (no weights are downloaded): the SD1.5 VAE encodes the image (latents 4x64x64),
-  the SD1.5 UNet (``UNet2DConditionModel``, 860 M parameters, with an all-zero 77x768 text context, since
-  SemFlow's flow has no prompt) makes one velocity evaluation, the VAE decodes;
-* ``sd15-train-512``: the SD1.5 UNet's forward and backward at batch 1 on 64x64 latents (512x512 images).
+  semflow's ``unet2d-condition`` backbone (:class:`semflow.networks.unet_condition.NullTextUNet`: SD1.5's
+  ``UNet2DConditionModel``, 860 M parameters, with a fixed 77x768 null text embedding) makes one velocity
+  evaluation, the VAE decodes;
+* ``sd15-train-512``: that backbone's forward and backward at batch 1 on 64x64 latents (512x512 images).
   The AdamW state (two float32 moments, 8 bytes a parameter) is added by arithmetic rather than allocated,
   to stay within the memory a shared machine can spare; the table says so.
 
@@ -37,13 +38,6 @@ import torch
 
 from timing import markdown, write
 
-SD15_UNET: dict[str, Any] = {  # stable-diffusion-v1-5/unet/config.json, the keys that shape the network
-    "sample_size": 64, "in_channels": 4, "out_channels": 4, "layers_per_block": 2,
-    "block_out_channels": [320, 640, 1280, 1280], "cross_attention_dim": 768, "attention_head_dim": 8,
-    "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
-    "norm_num_groups": 32,
-}
 SD15_VAE: dict[str, Any] = {  # stable-diffusion-v1-5/vae/config.json
     "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2, "sample_size": 512,
     "block_out_channels": [128, 256, 512, 512], "norm_num_groups": 32,
@@ -100,9 +94,12 @@ def run_case(case: str, device: str) -> dict[str, Any]:
     elif case.startswith("sd15"):
         from diffusers import AutoencoderKL, UNet2DConditionModel
 
-        unet = build_random(UNet2DConditionModel, SD15_UNET, device)
-        result["parameters"] = sum(p.numel() for p in unet.parameters())
-        context = torch.zeros(1, 77, SD15_UNET["cross_attention_dim"], device=device)
+        from semflow.networks.unet_condition import CONTEXT_LENGTH, SD15_UNET, NullTextUNet
+
+        config = {**SD15_UNET, "in_channels": 4, "out_channels": 4}
+        null = torch.randn(1, CONTEXT_LENGTH, SD15_UNET["cross_attention_dim"], device=device)
+        network = NullTextUNet(build_random(UNet2DConditionModel, config, device), null)
+        result["parameters"] = sum(p.numel() for p in network.parameters())
         t = torch.tensor([500.0], device=device)
         if case == "sd15-inference-512":
             vae = build_random(AutoencoderKL, SD15_VAE, device)
@@ -113,17 +110,17 @@ def run_case(case: str, device: str) -> dict[str, Any]:
                 z = vae.encode(torch.rand(1, 3, 512, 512, device=device) * 2 - 1).latent_dist.mean
                 result["encode_s"] = time.perf_counter() - stage
                 stage = time.perf_counter()
-                z = z + unet(z, t, encoder_hidden_states=context).sample
+                z = z + network(z, t)
                 result["unet_s"] = time.perf_counter() - stage
                 stage = time.perf_counter()
                 vae.decode(z)
                 result["decode_s"] = time.perf_counter() - stage
         else:
-            unet.train()
+            network.train()
             result["build_s"] = time.perf_counter() - start
             stage = time.perf_counter()
             z = torch.randn(1, 4, 64, 64, device=device)
-            unet(z, t, encoder_hidden_states=context).sample.square().mean().backward()
+            network(z, t).square().mean().backward()
             result["forward_backward_s"] = time.perf_counter() - stage
             result["adamw_state_mib_computed"] = 8 * result["parameters"] / 2**20
     result["seconds"] = time.perf_counter() - start
@@ -136,8 +133,8 @@ def run_case(case: str, device: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    torch.set_num_threads(args.threads)  # here only to be recorded with the machine; each case sets its own
     if args.case:
-        torch.set_num_threads(args.threads)
         print(json.dumps(run_case(args.case, args.device)))
         return
     began = time.perf_counter()

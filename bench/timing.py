@@ -40,21 +40,37 @@ def seconds(fn: Callable[[], Any], repeat: int, clock: Callable[[], float] = tim
     return out
 
 
-def interleaved(cases: dict[str, Callable[[], Any]], rounds: int, repeat: int = 1, warmup: int = 1,
-                clock: Callable[[], float] = time.process_time) -> dict[str, float]:
-    """Median seconds per call of each case, the cases taking turns ``rounds`` times, ``repeat`` calls a turn.
+def interleaved_samples(cases: dict[str, Callable[[], Any]], rounds: int, repeat: int = 1, warmup: int = 1,
+                        clock: Callable[[], float] = time.process_time) -> dict[str, list[float]]:
+    """Seconds of every call of each case, the cases taking turns ``rounds`` times (``repeat`` calls a turn),
+    in reversed order every other round so that no case always follows the same one.
 
     The default clock is this process's CPU time: with one thread it is the work done, and a neighbour that
-    takes the core away adds waiting, not CPU seconds, so ratios stay put on a busy machine (wall-clock
-    ratios on the project's shared machines moved by +-20% from round to round).
+    takes the core away adds waiting, not CPU seconds (wall-clock ratios on the project's shared machines moved
+    by +-20% from round to round; CPU-time ratios by about +-5%).
     """
     for fn in cases.values():
         seconds(fn, warmup, clock)
     samples: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(rounds):
-        for name, fn in cases.items():
-            samples[name] += seconds(fn, repeat, clock)
+    names = list(cases)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            samples[name] += seconds(cases[name], repeat, clock)
+    return samples
+
+
+def interleaved(cases: dict[str, Callable[[], Any]], rounds: int, repeat: int = 1, warmup: int = 1,
+                clock: Callable[[], float] = time.process_time) -> dict[str, float]:
+    """Median seconds per call of each case, measured as :func:`interleaved_samples` does."""
+    samples = interleaved_samples(cases, rounds, repeat, warmup, clock)
     return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def paired_ratio(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    """Median, 25th and 75th percentile of ``a[i] / b[i]`` over calls made next to each other."""
+    ratios = sorted(x / y for x, y in zip(a, b))
+    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    return statistics.median(ratios), q[0], q[2]
 
 
 def machine() -> dict[str, Any]:

@@ -209,7 +209,21 @@ def test_check_in_sync_raises_when_processes_differ():
 
     layer = torch.nn.Linear(3, 2)
     total = check_in_sync(_FakeAccelerator(None), layer)
-    assert total == pytest.approx(float(layer.weight.sum() + layer.bias.sum()))
+    assert total == pytest.approx(float(layer.weight.detach().sum() + layer.bias.detach().sum()))
     sums = torch.stack([p.detach().double().sum() for p in layer.parameters()])
     with pytest.raises(RuntimeError, match="different parameters"):
         check_in_sync(_FakeAccelerator(sums + torch.tensor([0.0, 1e-12])), layer)
+
+
+def test_precision_comes_from_the_config_or_the_launcher(monkeypatch):
+    from semflow.cli.trainer import resolve_precision
+    from semflow.config import TrainConfig
+    from semflow.errors import SemflowInputError
+
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # accelerate launch --mixed_precision bf16
+    assert resolve_precision(TrainConfig()) == "bf16"
+    assert resolve_precision(TrainConfig(mixed_precision="bf16")) == "bf16"
+    with pytest.raises(SemflowInputError, match="launcher asks for 'bf16'"):
+        resolve_precision(TrainConfig(mixed_precision="fp16"))
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")
+    assert resolve_precision(TrainConfig(mixed_precision="fp16")) == "fp16"

@@ -18,9 +18,11 @@ at the end the processes compare parameter checksums and fail loudly if they eve
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import math
+import os
 import shutil
 import signal
 import sys
@@ -223,8 +225,20 @@ def _save_checkpoint(accelerator: Accelerator, out: Path, progress: Progress, li
     return final
 
 
+def resolve_precision(tc: TrainConfig) -> str:
+    """``train.mixed_precision``, or the launcher's (``accelerate launch --mixed_precision``, an accelerate
+    config file) when the config leaves it at ``no``; the two may not disagree."""
+    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
+    if launcher not in ("no", "bf16", "fp16"):
+        raise SemflowInputError(f"the launcher asks for mixed precision {launcher!r}; semflow trains in no, bf16 or fp16")
+    if tc.mixed_precision != "no" and launcher not in ("no", tc.mixed_precision):
+        raise SemflowInputError(f"train.mixed_precision={tc.mixed_precision!r} but the launcher asks for {launcher!r}; "
+                                "give one of them")
+    return tc.mixed_precision if tc.mixed_precision != "no" else launcher
+
+
 def make_accelerator(tc: TrainConfig) -> Accelerator:
-    """The Accelerator for a run: processes, device and precision from the launcher and ``tc``.
+    """The Accelerator for a run: processes and device from the launcher, precision and accumulation from ``tc``.
 
     The learning-rate scheduler is stepped by the loop once per optimiser step (``step_scheduler_with_optimizer
     =False``): Accelerate's default steps it once per process, which would run the schedule N times too fast.
@@ -283,7 +297,9 @@ def train(config: RunConfig, out: Path, dataset: SegmentationDataset | None = No
     ``ema_decay`` is set), ``train_config.json`` (the resolved configuration), ``loss.csv`` and
     ``checkpoints/``. ``resume`` is ``latest`` or a checkpoint folder.
     """
+    config = copy.deepcopy(config)  # the precision a launcher chose is recorded in the saved config
     tc = config.train
+    tc.mixed_precision = resolve_precision(tc)
     accelerator = make_accelerator(tc)
     set_seed(tc.seed)
     out = Path(out)
