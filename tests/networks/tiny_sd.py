@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
+from conftest import TINY_NETWORK
 
 # Text embedding width of the tiny text encoder and UNet (SD1.5: 768).
 WIDTH = 16
@@ -31,13 +32,7 @@ TINY_COND_UNET = {
     "cross_attention_dim": WIDTH,
 }
 # The two-level UNet2DModel of tests/conftest.py.
-TINY_UNET2D = {
-    "block_out_channels": [8, 16],
-    "down_block_types": ["DownBlock2D", "DownBlock2D"],
-    "up_block_types": ["UpBlock2D", "UpBlock2D"],
-    "norm_num_groups": 4,
-    "layers_per_block": 1,
-}
+TINY_UNET2D = TINY_NETWORK
 
 
 def tiny_vae() -> AutoencoderKL:
