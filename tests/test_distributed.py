@@ -192,6 +192,23 @@ def test_synthesize_splits_inputs_with_the_same_outputs(tiny_model, masks, tmp_p
         assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b))), a.name
 
 
+def test_evaluate_sums_confusion_matrices_across_processes(tiny_model, tmp_path):
+    """Two processes score 5 and 4 test images; the summed matrices give the one-process scores exactly
+    (a mean of the two processes' mIoUs would not)."""
+    import json
+
+    args = ["evaluate", "--model", str(tiny_model), "--data", "shapes:size=16,length=9", "--steps", "1,2",
+            "--batch-size", "2"]
+    assert main(args + ["--out", str(tmp_path / "one.json")]) == 0
+    proc, events = launch(args + ["--out", str(tmp_path / "two" / "two.json")], tmp_path, tmp_path / "two")
+    one, two = json.loads((tmp_path / "one.json").read_text()), json.loads((tmp_path / "two" / "two.json").read_text())
+    assert two["processes"] == 2 and two["num_images"] == one["num_images"] == 9
+    for key in ("miou", "pixel_accuracy", "per_class_iou"):
+        assert two[key] == one[key], key
+    assert not any("two.json" in line for line in events.get(1, []))  # process 0 alone writes
+    assert proc.stdout.count("| steps (euler) |") == 1
+
+
 class _FakeAccelerator:
     """Two processes whose parameter sums ``gather`` returns as given."""
 

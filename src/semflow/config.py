@@ -35,6 +35,10 @@ class PaletteConfig:
             raise SemflowInputError(f"palette.kind={self.kind!r}; expected 'authors' or 'spread'")
 
 
+# What a model folder can hold (see semflow.methods for the classes).
+METHODS = ("semflow", "dsm", "discriminative")
+
+
 @dataclass
 class ModelConfig:
     """What a SemFlow model is made of; saved in the model folder's ``semflow_config.json``.
@@ -47,6 +51,11 @@ class ModelConfig:
         beta: perturbation amplitude in pixel levels (0..255 scale), ``0 < beta < s/2``;
             ``None`` takes the authors' 6.375 levels (``s/4`` for palettes with ``s < 25.5``).
         time_scale: the network sees ``time_scale * t``.
+        method: what is trained: ``semflow`` (the rectified flow, segments and synthesizes), ``dsm`` (a
+            conditional diffusion segmenter, the paper's baseline) or ``discriminative`` (per-pixel
+            cross-entropy, one forward pass); see :mod:`semflow.methods`.
+        scheduler_args: ``dsm`` only: overrides of its diffusers noise-scheduler config (``beta_schedule``,
+            ``num_train_timesteps``, ``timestep_spacing``, ...).
     """
 
     size: list[int] = field(default_factory=lambda: [32, 32])
@@ -57,10 +66,16 @@ class ModelConfig:
     palette: PaletteConfig = field(default_factory=PaletteConfig)
     beta: float | None = None
     time_scale: float = 1000.0
+    method: str = "semflow"
+    scheduler_args: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.size) != 2 or min(self.size) < 1:
             raise SemflowInputError(f"model.size={self.size}; expected [H, W] with positive sides")
+        if self.method not in METHODS:
+            raise SemflowInputError(f"model.method={self.method!r}; expected one of {', '.join(METHODS)}")
+        if self.scheduler_args and self.method != "dsm":
+            raise SemflowInputError(f"model.scheduler_args applies only to model.method=dsm, not {self.method!r}")
 
 
 # Training augmentations, from the most to the least random (see :class:`TrainConfig`).

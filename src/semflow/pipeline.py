@@ -85,7 +85,17 @@ class SemFlowPipeline(nn.Module):
         network: backbone called as ``network(z, timestep)``.
         config: the model configuration.
         dataset: class names, ignore index and colours of the training data.
+
+    The baselines (:mod:`semflow.methods`) subclass this class: they share the codec, palette, files and
+    evaluation, and replace the network's role, the training loss and the segmentation sampler.
     """
+
+    method = "semflow"
+    #: The ``solver`` names :meth:`segment` accepts, and the one it uses by default.
+    SOLVERS: tuple[str, ...] = ("euler", "heun", "midpoint")
+    DEFAULT_SOLVER = "euler"
+    #: Whether ``steps`` changes :meth:`segment`'s result (False for one-pass segmenters).
+    STEPPED = True
 
     def __init__(self, codec: Codec, network: nn.Module, config: ModelConfig, dataset: DatasetInfo) -> None:
         super().__init__()
@@ -100,15 +110,44 @@ class SemFlowPipeline(nn.Module):
 
     # ------------------------------------------------------------------ construction and files
     @classmethod
+    def network_channels(cls, codec: Codec, dataset: DatasetInfo) -> tuple[int, int]:
+        """Channels into and out of the network: latents to velocities of the same shape."""
+        return codec.latent_channels, codec.latent_channels
+
+    @classmethod
+    def _class_for(cls, config: ModelConfig) -> type[SemFlowPipeline]:
+        from semflow.methods import model_class
+
+        target = model_class(config.method)
+        if not issubclass(target, cls):
+            raise SemflowInputError(f"a model.method={config.method!r} model is a {target.__name__}, not a {cls.__name__}")
+        return target
+
+    @classmethod
     def from_config(cls, config: ModelConfig, dataset: DatasetInfo) -> SemFlowPipeline:
-        """A new, untrained pipeline (random network, codec as configured)."""
+        """A new, untrained model (random network, codec as configured) of the class ``config.method`` names."""
+        cls = cls._class_for(config)
         codec = codec_class(config.codec)(**config.codec_args)
-        network = build_network(config.network, config.network_args, codec.latent_channels)
+        network = build_network(config.network, config.network_args, *cls.network_channels(codec, dataset))
         return cls(codec, network, config, dataset)
 
     @property
     def network(self) -> nn.Module:
         return self.velocity.network
+
+    @property
+    def trainable(self) -> nn.Module:
+        """The module whose parameters are trained (and averaged by EMA): here ``v``; the network itself in
+        the baselines. Its forward is what :meth:`training_loss` calls."""
+        return self.velocity
+
+    def check_solver(self, solver: str | None) -> str:
+        """``solver`` (default :attr:`DEFAULT_SOLVER`) if this model's :meth:`segment` runs it; else a clear error."""
+        solver = self.DEFAULT_SOLVER if solver is None else solver
+        if solver not in self.SOLVERS:
+            raise SemflowInputError(f"solver {solver!r} does not apply to a {self.method} model; "
+                                    f"expected one of {', '.join(self.SOLVERS)}")
+        return solver
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write the model folder: ``semflow_config.json``, ``network/`` (diffusers config.json +
@@ -152,7 +191,8 @@ class SemFlowPipeline(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> SemFlowPipeline:
-        """Load a model folder written by :meth:`save_pretrained` (local files only)."""
+        """Load a model folder written by :meth:`save_pretrained` (local files only), as the class its
+        ``model.method`` names (``SemFlowPipeline.from_pretrained`` loads the baselines too)."""
         directory = Path(directory)
         config_path = directory / CONFIG_NAME
         if not directory.is_dir():
@@ -178,8 +218,9 @@ class SemFlowPipeline(nn.Module):
             if isinstance(err, SemflowInputError):
                 raise
             raise SemflowInputError(f"{directory / NETWORK_DIR}: cannot load the network: {str(err).splitlines()[0]}") from None
+        target = cls._class_for(config)
         codec = load_codec(config.codec, meta.get("codec_config", {}), directory / CODEC_DIR)
-        pipe = cls(codec, network, config, DatasetInfo.from_dict(meta["dataset"]))
+        pipe = target(codec, network, config, DatasetInfo.from_dict(meta["dataset"]))
         return pipe.eval()
 
     # ------------------------------------------------------------------ the two ends of the flow
@@ -252,30 +293,39 @@ class SemFlowPipeline(nn.Module):
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
     def segment(
-        self, images: torch.Tensor, steps: int = 25, solver: str = "euler", return_trajectory: bool = False
+        self, images: torch.Tensor, steps: int = 25, solver: str | None = None, return_trajectory: bool = False
     ) -> SegmentationOutput:
         """Segment a batch of images.
 
         Args:
             images: ``(B, 3, H, W)`` float in ``[0, 1]``, any size (resized to the model size and back).
             steps: number of solver steps ``N >= 1`` from ``t = 0`` to ``t = 1``.
-            solver: ``euler`` (the paper), ``heun`` or ``midpoint``.
+            solver: ``euler`` (the paper; the default), ``heun`` or ``midpoint``.
             return_trajectory: also return the decoded pseudo-mask at every step.
         """
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise SemflowInputError(f"segment expects images of shape (B, 3, H, W), got {tuple(images.shape)}")
-        in_size = tuple(images.shape[-2:])
-        p = self._param()
-        x = resize_image(images.to(device=p.device, dtype=torch.float32), self.size).to(p.dtype)
+        solver = self.check_solver(solver)
+        x, in_size = self._model_input(images)
         z0 = self.encode_images(x)
         out = ODESolver(self.velocity).sample(
             z0, time_grid(steps, device=z0.device), method=solver, return_trajectory=return_trajectory
         )
-        pseudo = self.decode_pseudo_masks(out.z).float()
-        labels = resize_label(self.palette.decode(pseudo), in_size)  # type: ignore[arg-type]
         trajectory = None
         if out.trajectory is not None:
             trajectory = torch.stack([self.decode_pseudo_masks(z).float() for z in out.trajectory])
+        return self._labels_from_mask_latent(out.z, in_size, trajectory)
+
+    def _model_input(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Images ``(B, 3, H, W)`` resized to the model size on the network's device and dtype, and ``(H, W)``."""
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise SemflowInputError(f"segment expects images of shape (B, 3, H, W), got {tuple(images.shape)}")
+        p = self._param()
+        x = resize_image(images.to(device=p.device, dtype=torch.float32), self.size).to(p.dtype)
+        return x, (int(images.shape[-2]), int(images.shape[-1]))
+
+    def _labels_from_mask_latent(self, z1: torch.Tensor, in_size: tuple[int, int],
+                                 trajectory: torch.Tensor | None = None) -> SegmentationOutput:
+        pseudo = self.decode_pseudo_masks(z1).float()
+        labels = resize_label(self.palette.decode(pseudo), in_size)  # type: ignore[arg-type]
         return SegmentationOutput(labels=labels, pseudo_mask=pseudo, trajectory=trajectory)
 
     @torch.no_grad()
@@ -285,7 +335,7 @@ class SemFlowPipeline(nn.Module):
         steps: int = 25,
         samples: int = 1,
         seed: int | None = None,
-        solver: str = "euler",
+        solver: str | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
     ) -> SynthesisOutput:
         """Synthesize ``samples`` images per mask, each from a fresh perturbation of the pseudo-mask.
@@ -295,11 +345,12 @@ class SemFlowPipeline(nn.Module):
             steps: solver steps from ``t = 1`` to ``t = 0``.
             samples: images per mask, ``K >= 1``.
             seed: makes the perturbations reproducible (drawn on the CPU, so on any device alike).
-            solver: ``euler``, ``heun`` or ``midpoint``.
+            solver: ``euler`` (the default), ``heun`` or ``midpoint``.
             generator: alternatively, a CPU generator to draw the perturbations from, or a list of ``B``
                 of them, one per mask: then mask ``b``'s images depend on its generator alone, not on the
                 other masks of the batch (as diffusers pipelines treat a list of generators).
         """
+        solver = self.check_solver(solver)
         if labels.dim() != 3:
             raise SemflowInputError(f"synthesize expects masks of shape (B, H, W), got {tuple(labels.shape)}")
         if samples < 1:

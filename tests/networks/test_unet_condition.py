@@ -87,7 +87,7 @@ def test_a_bare_weights_file_takes_the_given_config(tiny_sd: Path, tmp_path: Pat
         ({"pretrained": "SD", "block_out_channels": [8, 16]}, 4, r"\['block_out_channels'\] cannot change a pretrained UNet"),
         ({"pretrained": "SD"}, 4, "needs its null text embedding: set network_args.sd=SD_FOLDER"),
         ({"pretrained": "SD", "null_embedding": "NULL", "sd": "SD"}, 4, "not both"),
-        ({"pretrained": "SD", "null_embedding": "NULL"}, 3, "takes 4 and gives 4 channels, but the codec's latents have 3"),
+        ({"pretrained": "SD", "null_embedding": "NULL"}, 3, "takes 4 and gives 4 channels, but this model needs 3 in and 3 out"),
         ({"pretrained": "runwayml/stable-diffusion-v1-5", "null_embedding": "NULL"}, 4,
          "runwayml/stable-diffusion-v1-5 does not exist; expected a local UNet2DConditionModel folder"),
         ({"pretrained": "SD/vae", "null_embedding": "NULL"}, 4, "describes a AutoencoderKL; expected a UNet2DConditionModel"),

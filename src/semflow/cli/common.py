@@ -20,9 +20,17 @@ def add_device_arg(parser: argparse.ArgumentParser) -> None:
                         help="torch device for inference: auto (cuda if available, else cpu), cpu, cuda, cuda:1 ...")
 
 
-def add_solver_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--solver", default="euler", choices=sorted(STEPPERS),
-                        help="ODE solver: euler (the paper), heun or midpoint (2 network calls per step)")
+def add_solver_arg(parser: argparse.ArgumentParser, segmenters: bool = False) -> None:
+    """``--solver``: SemFlow's ODE solvers; with ``segmenters`` also the baselines' samplers (default: the model's own)."""
+    if not segmenters:
+        parser.add_argument("--solver", default="euler", choices=sorted(STEPPERS),
+                            help="ODE solver: euler (the paper), heun or midpoint (2 network calls per step)")
+        return
+    from semflow.methods import all_solvers
+
+    parser.add_argument("--solver", choices=all_solvers(),
+                        help="semflow models: euler (default, the paper), heun or midpoint; dsm models: ddim (default) "
+                             "or ddpm; discriminative models: forward (one pass)")
 
 
 def pick_device(name: str) -> torch.device:

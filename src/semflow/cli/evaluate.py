@@ -1,4 +1,8 @@
-"""``semflow evaluate``: mIoU, pixel accuracy and per-class IoU over a data split at several step counts."""
+"""``semflow evaluate``: mIoU, pixel accuracy and per-class IoU over a data split at several step counts.
+
+Any model (semflow, dsm, discriminative) is scored the same way. Under a launcher (``accelerate launch``,
+``torchrun``) each process scores its share of the split and process 0 sums the confusion matrices.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-bad", action="store_true",
                    help="leave out bad pairs (counted, listed in bad_files.tsv beside --out) instead of stopping")
     p.add_argument("--steps", default="1,2,5,10,25", help="comma-separated step counts (default 1,2,5,10,25)")
-    add_solver_arg(p)
+    add_solver_arg(p, segmenters=True)
     p.add_argument("--batch-size", type=positive_int, default=16, help="images per forward pass")
     p.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--out", type=Path, help="write the metrics JSON here")
@@ -37,7 +41,7 @@ def default_split(info: DatasetInfo) -> str:
     return "test" if not splits or "test" in splits else list(splits)[-1]
 
 
-def format_table(metrics: dict, solver: str) -> str:
+def format_table(metrics: dict, solver: str | None) -> str:
     """A Markdown table of mIoU and pixel accuracy per step count."""
     lines = [f"| steps ({solver}) | mIoU | pixel acc. | s/image |", "|---:|---:|---:|---:|"]
     for n in metrics["miou"]:
@@ -47,23 +51,34 @@ def format_table(metrics: dict, solver: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from semflow.cli.parallel import inference_device, my_share, process_state
     from semflow.cli.trainer import BAD_FILES, report_bad_files
     from semflow.data import open_dataset
-    from semflow.evaluation import check_compatible, evaluate_segmentation
+    from semflow.evaluation import EvaluationResult, check_compatible, check_steps, evaluate_segmentation
 
+    state = process_state()
     steps = parse_steps(args.steps)
-    pipe = load_pipeline(args.model, args.device)
+    pipe = load_pipeline(args.model, inference_device(state, args.device))
+    solver = pipe.check_solver(args.solver)  # before any work starts
+    steps = check_steps(pipe, steps)
     split = args.split or default_split(pipe.dataset)
     dataset = open_dataset(args.data, split, skip_bad=args.skip_bad)
-    check_compatible(pipe, dataset)  # before any work starts
-    report_bad_files(dataset, (args.out.parent if args.out else Path(".")) / BAD_FILES)
+    check_compatible(pipe, dataset)
+    report_bad_files(dataset, (args.out.parent if args.out else Path(".")) / BAD_FILES, state.is_main_process)
     with apply_speed_args(pipe, args):
-        result = evaluate_segmentation(pipe, dataset, steps, solver=args.solver, batch_size=args.batch_size,
-                                       num_workers=args.num_workers,
-                                       progress=lambda it: tqdm(it, desc="evaluate", unit="batch"))
-    metrics = {"model": str(args.model), "data": args.data, "split": split, "solver": args.solver,
-               **result.to_json()}
-    print(format_table(metrics, args.solver))
+        result = evaluate_segmentation(pipe, dataset, steps, solver=solver, batch_size=args.batch_size,
+                                       num_workers=args.num_workers, indices=my_share(state, len(dataset)),
+                                       progress=lambda it: tqdm(it, desc="evaluate", unit="batch",
+                                                                disable=not state.is_main_process))
+    if state.num_processes > 1:  # sum the confusion matrices, never per-process means
+        from accelerate.utils import gather_object
+
+        result = EvaluationResult.merge(gather_object([result]))
+        if not state.is_main_process:
+            return 0
+    metrics = {"model": str(args.model), "method": pipe.method, "data": args.data, "split": split,
+               "solver": solver, "processes": state.num_processes, **result.to_json()}
+    print(format_table(metrics, solver))
     if args.out:
         save_json(metrics, args.out)
         print(f"wrote {args.out}")

@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, type=Path, help="model folder")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--steps", type=positive_int, default=25, help="Euler/Heun steps N (default 25)")
-    add_solver_arg(p)
+    add_solver_arg(p, segmenters=True)
     p.add_argument("--batch-size", type=positive_int, default=16, help="images per forward pass")
     add_device_arg(p)
     add_speed_args(p)
@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         error = err
     stop_if_any_failed(state, error)
     pipe = load_pipeline(args.model, inference_device(state, args.device))
+    args.solver = pipe.check_solver(args.solver)  # before any output is written
     precision = apply_speed_args(pipe, args)
     device = next(pipe.parameters()).device
     args.out.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
     unique_stems(paths)
     indices = my_share(state, len(paths))
     pipe = load_pipeline(args.model, inference_device(state, args.device))
+    if pipe.method != "semflow":
+        raise SemflowInputError(f"{args.model} is a {pipe.method} model, which only segments; synthesis needs a "
+                                "semflow model")
     labels, error = [], None
     try:
         for index in indices:  # every mask is checked before anything is written

@@ -11,9 +11,12 @@ from semflow.config import AUGMENTATIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("train", help="train a SemFlow model", description=__doc__)
+    p = subparsers.add_parser("train", help="train a SemFlow model (or a baseline: --method)", description=__doc__)
     p.add_argument("--data", help="data set SPEC: shapes (built-in), or KIND:PATH (default: shapes)")
     p.add_argument("--out", required=True, type=Path, help="output folder for the model, loss.csv and checkpoints")
+    p.add_argument("--method", choices=["semflow", "dsm", "discriminative"],
+                   help="semflow (default), or a baseline on the same backbone: dsm (conditional diffusion "
+                        "segmenter) or discriminative (per-pixel cross-entropy)")
     p.add_argument("--config", type=Path, help="YAML/JSON file with 'model' and 'train' sections")
     p.add_argument("--steps", type=positive_int, help="optimiser steps")
     p.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"), help="training size in pixels")
@@ -56,6 +59,7 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
         "train.mixed_precision": args.mixed_precision, "train.ema_decay": args.ema_decay,
         "train.skip_bad": True if args.skip_bad else None, "train.max_minutes": args.max_minutes,
         "model.size": list(args.size) if args.size else None, "model.codec": args.codec,
+        "model.method": args.method,
         "model.palette.kind": args.palette, "model.palette.k": args.k, "model.palette.s": args.s,
         "model.beta": args.beta, "train.gradient_accumulation_steps": args.gradient_accumulation_steps,
         "train.scale_lr": True if args.scale_lr else None, "train.augment": args.augment,

@@ -26,7 +26,7 @@ from semflow.networks.unet_condition import build_unet2d_condition, load_unet2d_
 class Backbone:
     """How to build a backbone of one kind from its config and how to load it from a saved folder."""
 
-    build: Callable[[dict[str, Any], int], nn.Module]
+    build: Callable[[dict[str, Any], int, int], nn.Module]
     load: Callable[[Path], nn.Module]
 
 
@@ -45,9 +45,10 @@ def backbone(kind: str) -> Backbone:
         raise SemflowInputError(f"unknown network {kind!r}; expected one of {sorted(BACKBONES)}") from None
 
 
-def build_network(kind: str, config: dict[str, Any], channels: int) -> nn.Module:
-    """A freshly initialised backbone for latents with ``channels`` channels."""
-    return backbone(kind).build(config, channels)
+def build_network(kind: str, config: dict[str, Any], channels: int, out_channels: int | None = None) -> nn.Module:
+    """A freshly initialised backbone taking ``channels`` channels and giving ``out_channels`` (default the same:
+    a velocity field on latents with ``channels`` channels)."""
+    return backbone(kind).build(config, channels, channels if out_channels is None else out_channels)
 
 
 def load_network(kind: str, directory: Path) -> nn.Module:

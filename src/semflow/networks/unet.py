@@ -22,9 +22,11 @@ DEFAULT_UNET2D: dict[str, Any] = {
 HEAD_DIM = 32
 
 
-def build_unet2d(config: dict[str, Any], channels: int) -> UNet2DModel:
-    """A randomly initialised ``UNet2DModel`` with ``channels`` in and out; ``config`` overrides the default."""
-    args = {**DEFAULT_UNET2D, **config, "in_channels": channels, "out_channels": channels}
+def build_unet2d(config: dict[str, Any], channels: int, out_channels: int | None = None) -> UNet2DModel:
+    """A randomly initialised ``UNet2DModel`` with ``channels`` in and ``out_channels`` (default ``channels``)
+    out; ``config`` overrides the default."""
+    out = channels if out_channels is None else out_channels
+    args = {**DEFAULT_UNET2D, **config, "in_channels": channels, "out_channels": out}
     args.setdefault("attention_head_dim", min(HEAD_DIM, int(args["block_out_channels"][-1])))
     try:
         return UNet2DModel(**args)

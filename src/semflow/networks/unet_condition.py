@@ -217,7 +217,7 @@ def load_pretrained_unet(path: str | Path, config_file: str | Path | None = None
 
 
 # ---------------------------------------------------------------------------------------------- the registry pair
-def build_unet2d_condition(config: dict[str, Any], channels: int) -> NullTextUNet:
+def build_unet2d_condition(config: dict[str, Any], channels: int, out_channels: int | None = None) -> NullTextUNet:
     """A :class:`NullTextUNet` for latents with ``channels`` channels, from a model config's ``network_args``.
 
     Args:
@@ -225,12 +225,14 @@ def build_unet2d_condition(config: dict[str, Any], channels: int) -> NullTextUNe
             ``out_channels`` are set to ``channels``), or ``pretrained`` (+ ``unet_config``) to start from a local
             UNet; and ``null_embedding: FILE`` or ``sd: FOLDER`` for the embedding. From scratch without either,
             the embedding is zeros ``(1, 77, cross_attention_dim)``: a constant context the network learns with.
-        channels: the codec's latent channels.
+        channels: the channels in (the codec's latent channels for SemFlow).
+        out_channels: the channels out (default ``channels``).
 
     Raises:
         SemflowInputError: conflicting or unusable arguments, a pretrained UNet whose channels differ from the
             codec's, or unusable files.
     """
+    out_channels = channels if out_channels is None else out_channels
     args = {k: v for k, v in config.items() if k not in OPTIONS}
     pretrained, unet_config = config.get("pretrained"), config.get("unet_config")
     null_file, sd = config.get("null_embedding"), config.get("sd")
@@ -250,16 +252,17 @@ def build_unet2d_condition(config: dict[str, Any], channels: int) -> NullTextUNe
             )
         unet = load_pretrained_unet(pretrained, unet_config)
         have = (unet.config.in_channels, unet.config.out_channels)
-        if have != (channels, channels):
+        if have != (channels, out_channels):
             raise SemflowInputError(
-                f"pretrained UNet {pretrained} takes {have[0]} and gives {have[1]} channels, but the codec's latents "
-                f"have {channels}; use a codec with {have[0]}-channel latents (SD1.5's VAE: --codec autoencoder-kl)"
+                f"pretrained UNet {pretrained} takes {have[0]} and gives {have[1]} channels, but this model needs "
+                f"{channels} in and {out_channels} out; use a codec with {have[0]}-channel latents (SD1.5's VAE: "
+                "--codec autoencoder-kl) and model.method=semflow, or train from scratch"
             )
     else:
         if unet_config is not None:
             raise SemflowInputError("network_args.unet_config applies only with network_args.pretrained")
         try:
-            unet = UNet2DConditionModel(**{**SD15_UNET, **args, "in_channels": channels, "out_channels": channels})
+            unet = UNet2DConditionModel(**{**SD15_UNET, **args, "in_channels": channels, "out_channels": out_channels})
         except (TypeError, ValueError) as err:
             raise SemflowInputError(f"network_args {config} do not make a UNet2DConditionModel: {err}") from None
     if null_file is not None:

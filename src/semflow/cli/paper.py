@@ -1,0 +1,230 @@
+"""``semflow bench paper``: train (or reuse) SemFlow, DSM and a discriminative model on one data set with one
+backbone and budget, and write the analogs of the paper's Table 1 (segmentation and synthesis) and Table 2
+(mIoU against sampling steps) as Markdown, JSON and a plot.
+
+OUT/models/{semflow,dsm,discriminative} hold the three models; a model whose train_config.json matches is
+reused, an interrupted one resumes from its last checkpoint. OUT/paper.md, OUT/paper.json and OUT/paper.png
+are the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from semflow.cli.common import add_device_arg, parse_steps, positive_int
+from semflow.errors import SemflowInputError
+
+METHODS = ("semflow", "dsm", "discriminative")
+# The demo's UNet (0.7M parameters): three models train in well under an hour on 2 CPU cores at 48x64. Any
+# --set model.network... replaces it.
+DEFAULT_NETWORK = {"block_out_channels": [16, 32, 64]}
+# Table 2's samplers: (method, solver).
+SAMPLERS = (("semflow", "euler"), ("semflow", "heun"), ("dsm", "ddim"), ("dsm", "ddpm"))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("paper", help="Tables 1 and 2 of the paper on a data set (trains three models)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="data set SPEC (shapes, camvid:PATH, ...)")
+    p.add_argument("--out", required=True, type=Path, help="output folder (models, paper.md, paper.json, paper.png)")
+    p.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"), default=[48, 64],
+                   help="model size in pixels (default 48 64)")
+    p.add_argument("--train-steps", type=positive_int, default=1000, help="optimiser steps per model (default 1000)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="training batch size (default 8)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate, all three models (default 1e-3)")
+    p.add_argument("--codec", default="pixel", help="codec kind (default pixel)")
+    p.add_argument("--codec-path", help="local weights of a latent codec")
+    p.add_argument("--palette", choices=["authors", "spread"], default="spread",
+                   help="pseudo-mask palette (default spread; the paper's is authors with k=6, s=50)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="any config value for all three runs, e.g. --set model.network_args.layers_per_block=2")
+    p.add_argument("--steps", default="1,2,5,10,25,50", help="Table 2's step counts (default 1,2,5,10,25,50)")
+    p.add_argument("--table1-steps", type=positive_int, default=25,
+                   help="steps for Table 1's segmentation and synthesis (default 25; DSM uses the most of --steps)")
+    p.add_argument("--split", default=None, help="split to score (default test, or the data set's last)")
+    p.add_argument("--test-images", type=int, default=0,
+                   help="score this many evenly spaced images of the split (default 0: all)")
+    p.add_argument("--samples", type=positive_int, default=2, help="images synthesized per mask (default 2)")
+    p.add_argument("--fid-weights", help="Inception weights for FID (optional extra semflow[metrics])")
+    p.add_argument("--lpips-weights", help="AlexNet backbone weights for LPIPS (optional extra semflow[metrics])")
+    p.add_argument("--no-fid", action="store_true", help="skip FID/LPIPS even where their weights are found")
+    p.add_argument("--seed", type=int, default=0, help="random seed (training and sampling)")
+    p.add_argument("--batch-size-eval", type=positive_int, default=16, help="images per forward pass when scoring")
+    p.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--retrain", action="store_true", help="train again even where OUT/models/METHOD matches")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_device_arg(p)
+    p.set_defaults(func=run)
+
+
+def run_config(args: argparse.Namespace, method: str):
+    """The training configuration of ``method``: identical for the three but for ``model.method``."""
+    from semflow.config import load_run_config
+
+    items = [f"train.data={json.dumps(args.data)}", f"train.steps={args.train_steps}",
+             f"train.batch_size={args.batch_size}", f"train.lr={args.lr}", f"train.seed={args.seed}",
+             f"train.num_workers={args.num_workers}", f"model.size={json.dumps(list(args.size))}",
+             f"model.codec={json.dumps(args.codec)}", f"model.palette.kind={args.palette}",
+             f"model.method={method}", "train.checkpoint_every=250"]
+    if args.codec_path:
+        items.append(f"model.codec_args.path={json.dumps(args.codec_path)}")
+    if not any(item.startswith("model.network") for item in args.overrides):
+        items.append(f"model.network_args={json.dumps(DEFAULT_NETWORK)}")
+    return load_run_config(None, items + list(args.overrides))
+
+
+def train_or_reuse(args: argparse.Namespace, method: str) -> tuple[Any, dict[str, Any]]:
+    """The trained model of ``method`` under OUT/models, and how it came about."""
+    from semflow.cli.trainer import TRAIN_CONFIG_FILE, train
+    from semflow.config import to_dict
+    from semflow.pipeline import SemFlowPipeline
+
+    config = run_config(args, method)
+    folder = args.out / "models" / method
+    saved = folder / TRAIN_CONFIG_FILE
+    if saved.is_file() and not args.retrain:
+        previous = json.loads(saved.read_text())
+        wanted = to_dict(copy.deepcopy(config))
+        previous["train"].pop("mixed_precision", None), wanted["train"].pop("mixed_precision", None)
+        if previous != wanted:
+            raise SemflowInputError(f"{folder} holds a {method} model trained with another configuration; "
+                                    "give another --out, or --retrain to replace it")
+        if _finished(folder, config):
+            print(f"semflow bench paper: reusing {folder}")
+            return SemFlowPipeline.from_pretrained(folder), {"reused": True}
+    print(f"semflow bench paper: training {method} ({config.train.steps} steps) in {folder}")
+    began = time.perf_counter()
+    pipe, result = train(config, folder, progress_bar=not args.no_progress,
+                         resume=None if args.retrain else "latest")
+    if result.interrupted:
+        raise KeyboardInterrupt
+    return pipe, {"reused": False, "seconds": time.perf_counter() - began, "final_loss": result.final_loss,
+                  "steps": result.steps}
+
+
+def _finished(folder: Path, config) -> bool:
+    """The model folder's last logged step is the configured number of steps."""
+    from semflow.cli.trainer import LOSS_FILE
+    from semflow.pipeline import CONFIG_NAME
+
+    loss = folder / LOSS_FILE
+    if not (folder / CONFIG_NAME).is_file() or not loss.is_file():
+        return False
+    rows = loss.read_text().splitlines()[1:]
+    return bool(rows) and int(rows[-1].split(",")[0]) >= config.train.steps
+
+
+def test_indices(count: int, wanted: int) -> list[int] | None:
+    """``wanted`` evenly spaced indices of ``range(count)`` (``None``: all of them)."""
+    if wanted <= 0 or wanted >= count:
+        return None
+    return sorted(set(torch.linspace(0, count - 1, wanted).round().long().tolist()))
+
+
+def perceptual_metrics(args: argparse.Namespace, device: torch.device) -> tuple[Any, Any, list[str]]:
+    """FID and LPIPS metric objects where the extra and the weights exist; otherwise ``None`` and why."""
+    from semflow.perceptual import make_fid, make_lpips
+
+    if args.no_fid:
+        return None, None, ["FID/LPIPS skipped (--no-fid)"]
+    notes: list[str] = []
+    fid = lpips = None
+    try:
+        fid = make_fid(args.fid_weights, device=device)
+    except SemflowInputError as err:
+        if args.fid_weights:
+            raise
+        notes.append(f"FID not computed (--fid-weights): {err}")
+    try:
+        lpips = make_lpips("alex", args.lpips_weights, reduction="none").to(device)
+    except SemflowInputError as err:
+        if args.lpips_weights:
+            raise
+        notes.append(f"LPIPS not computed (--lpips-weights): {err}")
+    return fid, lpips, notes
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from semflow.cli.common import pick_device
+    from semflow.cli.evaluate import default_split
+    from semflow.cli.paper_report import write_results
+    from semflow.data import open_dataset
+    from semflow.evaluation import evaluate_segmentation
+    from semflow.synthesis_evaluation import evaluate_synthesis
+
+    began = time.perf_counter()
+    steps = parse_steps(args.steps)
+    device = pick_device(args.device)
+    for method in METHODS:  # every configuration error before any work starts
+        run_config(args, method)
+    train_info = open_dataset(args.data, "train").info
+    split = args.split or default_split(train_info)
+    test = open_dataset(args.data, split)
+    indices = test_indices(len(test), args.test_images)
+    fid, lpips, notes = perceptual_metrics(args, device)
+
+    models, training = {}, {}
+    for method in METHODS:
+        model, info = train_or_reuse(args, method)
+        models[method], training[method] = model.to(device).eval(), info
+
+    def bar(desc: str):
+        return lambda it: tqdm(it, desc=desc, unit="batch", disable=args.no_progress)
+
+    table2: dict[str, Any] = {}
+    for method, solver in SAMPLERS:
+        print(f"semflow bench paper: scoring {method}-{solver} at steps {steps}")
+        result = evaluate_segmentation(models[method], test, steps, solver=solver, batch_size=args.batch_size_eval,
+                                       num_workers=args.num_workers, indices=indices, progress=bar(f"{method}-{solver}"))
+        table2[f"{method}-{solver}"] = result.to_json()
+    print("semflow bench paper: scoring discriminative")
+    disc = evaluate_segmentation(models["discriminative"], test, [1], batch_size=args.batch_size_eval,
+                                 num_workers=args.num_workers, indices=indices, progress=bar("discriminative"))
+    table2["discriminative"] = disc.to_json()
+    print(f"semflow bench paper: synthesizing {args.samples} image(s) per mask at {args.table1_steps} steps")
+    synthesis = evaluate_synthesis(models["semflow"], test, segmenter=models["discriminative"],
+                                   steps=args.table1_steps, samples=args.samples, seed=args.seed,
+                                   batch_size=args.batch_size_eval, fid=fid, lpips=lpips, indices=indices,
+                                   progress=bar("synthesis"))
+    results = {
+        "command": shlex.join(["semflow", "bench", "paper", *_argv(args)]),
+        "data": args.data, "split": split, "size": list(args.size), "codec": args.codec, "palette": args.palette,
+        "num_images": disc.num_images, "split_images": len(test), "steps": steps,
+        "table1_steps": args.table1_steps, "training": training, "table2": table2,
+        "synthesis": synthesis.to_json(), "notes": notes + synthesis.notes,
+        "device": str(device), "threads": torch.get_num_threads(),
+    }
+    results["total_seconds"] = time.perf_counter() - began
+    write_results(results, args.out)
+    print((args.out / "paper.md").read_text())
+    print(f"semflow bench paper: done in {results['total_seconds'] / 60:.1f} min; wrote {args.out / 'paper.md'}, "
+          f"{args.out / 'paper.json'} and {args.out / 'paper.png'}")
+    return 0
+
+
+def _argv(args: argparse.Namespace) -> list[str]:
+    """The options that define the run, as a command line (for the tables' provenance; shell-quote it)."""
+    out = ["--data", args.data, "--out", str(args.out), "--size", *map(str, args.size),
+           "--train-steps", str(args.train_steps), "--batch-size", str(args.batch_size), "--lr", f"{args.lr:g}",
+           "--codec", args.codec, "--palette", args.palette, "--steps", args.steps,
+           "--table1-steps", str(args.table1_steps), "--test-images", str(args.test_images),
+           "--samples", str(args.samples), "--seed", str(args.seed)]
+    if args.split:
+        out += ["--split", args.split]
+    if args.no_fid:
+        out.append("--no-fid")
+    if args.codec_path:
+        out += ["--codec-path", args.codec_path]
+    for item in args.overrides:
+        out += ["--set", item]
+    return out

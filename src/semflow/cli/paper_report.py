@@ -1,0 +1,143 @@
+"""The Markdown, JSON and plot of ``semflow bench paper`` from its results dictionary."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from semflow.io import atomic_write_bytes
+
+NAMES = {"semflow": "SemFlow", "dsm": "DSM", "discriminative": "Discriminative"}
+SOLVER_NAMES = {"euler": "Euler", "heun": "Heun", "ddim": "DDIM", "ddpm": "DDPM", "forward": "one pass"}
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}"
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def shape_checks(results: dict[str, Any]) -> dict[str, Any]:
+    """The paper's claims as numbers: SemFlow's 1-step/25-step ratio, DSM's 1-step against its most steps, and
+    the discriminative model's lead over SemFlow at Table 1's steps (mIoU points)."""
+    t2, k = results["table2"], str(results["table1_steps"])
+    euler, ddim = t2["semflow-euler"]["miou"], t2["dsm-ddim"]["miou"]
+    most = str(max(results["steps"]))
+    checks: dict[str, Any] = {}
+    if "1" in euler and k in euler:
+        checks["semflow_1_over_25"] = euler["1"] / euler[k] if euler[k] else None
+        checks["semflow_1_over_25_ok"] = checks["semflow_1_over_25"] is not None and checks["semflow_1_over_25"] >= 0.9
+    if "1" in ddim:
+        checks["dsm_ddim_1"], checks[f"dsm_ddim_{most}"] = ddim["1"], ddim[most]
+    if k in euler:
+        lead = 100 * (t2["discriminative"]["miou"]["1"] - euler[k])
+        checks["discriminative_minus_semflow_points"] = lead
+        checks["within_5_points"] = lead <= 5.0
+    return checks
+
+
+def markdown(results: dict[str, Any]) -> str:
+    t2, steps, k = results["table2"], results["steps"], str(results["table1_steps"])
+    lines = [
+        f"Data `{results['data']}`, split `{results['split']}` ({results['num_images']} of {results['split_images']} "
+        f"images, scored at the labels' resolution); models at {results['size'][0]}x{results['size'][1]}, codec "
+        f"`{results['codec']}`, palette `{results['palette']}`; the three models share backbone, data and budget.",
+        f"Command: `{results['command']}`",
+        "",
+        "**Table 2 analog: mIoU (%) against sampling steps**",
+        "",
+        "| method | sampler | " + " | ".join(str(n) for n in steps) + " |",
+        "|---|---|" + "---:|" * len(steps),
+    ]
+    for key, entry in t2.items():
+        method, _, solver = key.partition("-")
+        cells = [_pct(entry["miou"].get(str(n))) for n in steps] if method != "discriminative" else \
+            [_pct(entry["miou"]["1"])] + ["(one pass)"] + [""] * (len(steps) - 2)
+        lines.append(f"| {NAMES[method]} | {SOLVER_NAMES.get(solver or 'forward')} | " + " | ".join(cells) + " |")
+    lines += ["", "Segmentation time per image (ms, this machine):", "",
+              "| method | sampler | " + " | ".join(str(n) for n in steps) + " |", "|---|---|" + "---:|" * len(steps)]
+    for key, entry in t2.items():
+        method, _, solver = key.partition("-")
+        sec = entry["seconds_per_image"]
+        cells = [_num(1000 * sec[str(n)], 1) if str(n) in sec else "" for n in steps] if method != "discriminative" \
+            else [_num(1000 * sec["1"], 1)] + [""] * (len(steps) - 1)
+        lines.append(f"| {NAMES[method]} | {SOLVER_NAMES.get(solver or 'forward')} | " + " | ".join(cells) + " |")
+    syn = results["synthesis"]
+    most = str(max(steps))
+    lines += [
+        "", f"**Table 1 analog** (segmentation mIoU; synthesis from the split's masks, {syn['samples']} samples per "
+        f"mask at {syn['steps']} Euler steps)", "",
+        "| model | mIoU (%) | SIS-mIoU (%) | cycle mIoU (%) | diversity (pixel L1) | diversity (LPIPS) | FD-seg | FID |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| SemFlow (Euler, {k} steps) | {_pct(t2['semflow-euler']['miou'].get(k))} | {_pct(syn['sis_miou'])} | "
+        f"{_pct(syn['cycle_miou'])} | {_num(syn['diversity_l1'])} | {_num(syn['diversity_lpips'])} | "
+        f"{_num(syn['fd_seg'], 2)} | {_num(syn['fid'], 2)} |",
+        f"| DSM (DDIM, {most} steps) | {_pct(t2['dsm-ddim']['miou'].get(most))} | — | — | — | — | — | — |",
+        f"| Discriminative (one pass) | {_pct(t2['discriminative']['miou']['1'])} | — | — | — | — | — | — |",
+        "",
+        "SIS-mIoU: the discriminative model segments the synthesized images, scored against the input masks. "
+        "Cycle: SemFlow segments its own synthesized images. FD-seg: Fréchet distance in the discriminative model's "
+        "UNet bottleneck features (not FID; comparable only within one run).",
+    ]
+    checks = results.get("checks", {})
+    if checks:
+        lines += ["", "**Against the paper's shape**", ""]
+        if checks.get("semflow_1_over_25") is not None:
+            lines.append(f"- SemFlow 1 step / {k} steps: {checks['semflow_1_over_25']:.2f} (target >= 0.9; the paper's "
+                         "COCO-Stuff numbers give 28.3 / 38.6 = 0.73)")
+        if "dsm_ddim_1" in checks:
+            lines.append(f"- DSM-DDIM: {_pct(checks['dsm_ddim_1'])} at 1 step, {_pct(checks[f'dsm_ddim_{most}'])} at "
+                         f"{most} steps")
+        if "discriminative_minus_semflow_points" in checks:
+            lines.append(f"- Discriminative minus SemFlow ({k} steps): {checks['discriminative_minus_semflow_points']:.1f} "
+                         "mIoU points (target <= 5)")
+    lines += ["", "Training: " + ", ".join(
+        f"{NAMES[m]} " + ("reused" if t.get("reused") else f"{t['steps']} steps in {t['seconds'] / 60:.1f} min, final loss "
+                          f"{t['final_loss']:.4f}") for m, t in results["training"].items())
+        + f". Whole run: {results['total_seconds'] / 60:.1f} min ({results['threads']} threads, {results['device']})."]
+    lines += [f"- note: {n}" for n in results.get("notes", [])]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any]) -> bytes:
+    """mIoU against steps (log scale) for each sampler, the discriminative model as a line; PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    steps = results["steps"]
+    for key, entry in results["table2"].items():
+        method, _, solver = key.partition("-")
+        if method == "discriminative":
+            ax.axhline(100 * entry["miou"]["1"], color="gray", linestyle="--", label="Discriminative (one pass)")
+            continue
+        ax.plot(steps, [100 * entry["miou"][str(n)] for n in steps], marker="o",
+                label=f"{NAMES[method]}-{SOLVER_NAMES[solver]}")
+    ax.set_xscale("log")
+    ax.set_xticks(steps, [str(n) for n in steps])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlabel("sampling steps")
+    ax.set_ylabel("mIoU (%)")
+    ax.set_title(f"{results['data'].split(':')[0]} {results['split']}, {results['size'][0]}x{results['size'][1]}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def write_results(results: dict[str, Any], out: Path) -> None:
+    """``out/paper.json``, ``out/paper.md`` and ``out/paper.png``, each written atomically."""
+    results["checks"] = shape_checks(results)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "paper.json", (json.dumps(results, indent=2) + "\n").encode())
+    atomic_write_bytes(out / "paper.md", markdown(results).encode())
+    atomic_write_bytes(out / "paper.png", plot(results))

@@ -1,0 +1,187 @@
+"""``semflow bench paper`` end to end with tiny models, and the baselines through train/evaluate/synthesize:
+outputs, reuse of trained models, and the bad-input contract (exit 2 before any work, no partial files)."""
+
+import contextlib
+import io
+import json
+import shlex
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from semflow.cli.main import build_parser, main
+from semflow.data import open_dataset
+from semflow.diffusion_segmenter import DiffusionSegmenter
+from semflow.discriminative import DiscriminativeSegmenter
+from semflow.pipeline import SemFlowPipeline
+
+from conftest import TINY_NETWORK, tiny_train_args
+
+DATA = "shapes:size=16,length=12"
+METHODS = ("semflow", "dsm", "discriminative")
+SAMPLERS = ("semflow-euler", "semflow-heun", "dsm-ddim", "dsm-ddpm")
+WEIGHTS = "network/diffusion_pytorch_model.safetensors"
+
+
+def paper_args(out, *extra):
+    return ["bench", "paper", "--data", DATA, "--out", str(out), "--size", "16", "16", "--train-steps", "2",
+            "--batch-size", "4", "--steps", "1,2", "--table1-steps", "2",
+            "--set", f"model.network_args={json.dumps(TINY_NETWORK)}", "--no-progress", "--no-fid", *extra]
+
+
+def run_paper(out, *extra):
+    """Exit code and stdout of one ``semflow bench paper`` run."""
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(paper_args(out, *extra))
+    return code, stdout.getvalue()
+
+
+def weights(out):
+    """Bytes and modification time of each model's network weights."""
+    files = {m: out / "models" / m / WEIGHTS for m in METHODS}
+    return {m: (f.read_bytes(), f.stat().st_mtime_ns) for m, f in files.items()}
+
+
+@pytest.fixture(scope="module")
+def paper(tmp_path_factory):
+    out = tmp_path_factory.mktemp("paper") / "out"
+    code, stdout = run_paper(out)
+    assert code == 0, stdout
+    return out, stdout
+
+
+def test_paper_writes_markdown_json_and_plot(paper):
+    out, stdout = paper
+    assert stdout.count("semflow bench paper: training") == 3 and "reusing" not in stdout
+    assert (out / "paper.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    results = json.loads((out / "paper.json").read_text())
+    assert set(results["table2"]) == {*SAMPLERS, "discriminative"}
+    assert results["steps"] == [1, 2] and results["num_images"] == results["split_images"] == 12
+    for key in SAMPLERS:
+        miou = results["table2"][key]["miou"]
+        assert list(miou) == ["1", "2"] and all(0 <= v <= 1 for v in miou.values())
+        assert results["table2"][key]["num_images"] == 12
+    assert list(results["table2"]["discriminative"]["miou"]) == ["1"]
+    syn = results["synthesis"]
+    assert (syn["num_masks"], syn["samples"], syn["steps"]) == (12, 2, 2)
+    assert 0 <= syn["sis_miou"] <= 1 and 0 <= syn["cycle_miou"] <= 1 and 0 < syn["diversity_l1"] <= 1
+    assert syn["fd_seg"] >= 0 and syn["fid"] is None and syn["diversity_lpips"] is None
+    checks = results["checks"]
+    euler = results["table2"]["semflow-euler"]["miou"]
+    assert checks["semflow_1_over_25"] == pytest.approx(euler["1"] / euler["2"])  # Table 1's steps: 2
+    assert checks["dsm_ddim_1"] == results["table2"]["dsm-ddim"]["miou"]["1"]
+    lead = 100 * (results["table2"]["discriminative"]["miou"]["1"] - euler["2"])
+    assert checks["discriminative_minus_semflow_points"] == pytest.approx(lead)
+    assert all(not t["reused"] and t["steps"] == 2 for t in results["training"].values())
+    markdown = (out / "paper.md").read_text()
+    assert f"Command: `{results['command']}`" in markdown
+    for name in ("SemFlow", "DSM", "Discriminative", "DDIM", "DDPM", "Heun"):
+        assert name in markdown
+
+
+def test_paper_command_line_reproduces_the_run(paper):
+    out, _ = paper
+    command = shlex.split(json.loads((out / "paper.json").read_text())["command"])
+    assert command[:3] == ["semflow", "bench", "paper"]
+    recorded, given = build_parser().parse_args(command[1:]), build_parser().parse_args(paper_args(out))
+    for name in ("data", "out", "size", "train_steps", "batch_size", "lr", "steps", "table1_steps", "split",
+                 "overrides", "samples", "seed", "palette", "codec", "no_fid"):
+        assert getattr(recorded, name) == getattr(given, name), name
+
+
+def test_second_identical_run_reuses_the_three_models(paper):
+    out, _ = paper
+    before = weights(out)
+    code, stdout = run_paper(out)
+    assert code == 0
+    assert stdout.count("semflow bench paper: reusing") == 3 and "semflow bench paper: training" not in stdout
+    assert weights(out) == before
+    results = json.loads((out / "paper.json").read_text())
+    assert all(t == {"reused": True} for t in results["training"].values())
+
+
+def test_changed_configuration_refuses_then_retrain_replaces(paper, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(paper[0] / "models", out / "models")
+    before = weights(out)
+    code, stdout = run_paper(out, "--lr", "0.01")
+    assert code == 2 and "training" not in stdout
+    assert "another configuration" in capsys.readouterr().err
+    assert weights(out) == before and not (out / "paper.json").exists()
+    code, stdout = run_paper(out, "--lr", "0.01", "--retrain")
+    assert code == 0 and stdout.count("semflow bench paper: training") == 3 and "reusing" not in stdout
+    for method in METHODS:
+        assert json.loads((out / "models" / method / "train_config.json").read_text())["train"]["lr"] == 0.01
+        assert weights(out)[method][0] != before[method][0]
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--split", "nosuch"], "nosuch"),
+    (["--steps", "0"], "--steps"),
+    (["--set", "model.bogus=1"], "model.bogus"),
+])
+def test_paper_bad_input_fails_before_any_work(tmp_path, capsys, extra, match):
+    out = tmp_path / "out"
+    code, stdout = run_paper(out, *extra)
+    assert code == 2 and "training" not in stdout
+    assert match in capsys.readouterr().err
+    assert not (out / "models").exists()
+
+
+# ---------------------------------------------------------------------------------------------- the baselines
+@pytest.fixture(scope="module")
+def baselines(tmp_path_factory):
+    folders = {}
+    for method in ("dsm", "discriminative"):
+        folders[method] = tmp_path_factory.mktemp(method) / "model"
+        assert main(tiny_train_args(folders[method]) + ["--method", method]) == 0
+    return folders
+
+
+@pytest.mark.parametrize("method, cls", [("dsm", DiffusionSegmenter), ("discriminative", DiscriminativeSegmenter)])
+def test_train_method_writes_a_loadable_baseline(baselines, method, cls):
+    pipe = SemFlowPipeline.from_pretrained(baselines[method])
+    assert type(pipe) is cls and pipe.config.method == method
+    assert json.loads((baselines[method] / "train_config.json").read_text())["model"]["method"] == method
+    rows = (baselines[method] / "loss.csv").read_text().splitlines()
+    assert rows[-1].startswith("2,") and np.isfinite(float(rows[-1].split(",")[1]))
+
+
+def test_evaluate_dsm_with_an_ode_solver_fails_and_writes_nothing(baselines, tmp_path, capsys):
+    out = tmp_path / "metrics.json"
+    code = main(["evaluate", "--model", str(baselines["dsm"]), "--data", "shapes:size=16,length=4",
+                 "--solver", "euler", "--steps", "1", "--out", str(out)])
+    assert code == 2 and "ddim, ddpm" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "bad_files.tsv").exists()
+
+
+def test_evaluate_dsm_with_its_samplers(baselines, tmp_path):
+    for solver in ("ddim", "ddpm"):
+        out = tmp_path / f"{solver}.json"
+        assert main(["evaluate", "--model", str(baselines["dsm"]), "--data", "shapes:size=16,length=4",
+                     "--solver", solver, "--steps", "1,3", "--out", str(out)]) == 0
+        metrics = json.loads(out.read_text())
+        assert metrics["method"] == "dsm" and metrics["solver"] == solver and list(metrics["miou"]) == ["1", "3"]
+
+
+def test_synthesize_with_a_dsm_model_fails_before_writing(baselines, tmp_path, capsys):
+    label = open_dataset("shapes:size=16", "val")[0]["label"]
+    mask = tmp_path / "mask.png"
+    Image.fromarray(label.numpy().astype(np.uint8)).save(mask)
+    out = tmp_path / "out"
+    assert main(["synthesize", "--model", str(baselines["dsm"]), "--steps", "1", str(mask), "--out", str(out)]) == 2
+    assert "semflow model" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_evaluate_discriminative_reports_only_one_step(baselines, tmp_path):
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", "--model", str(baselines["discriminative"]), "--data", "shapes:size=16,length=4",
+                 "--steps", "1,2,5", "--out", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["method"] == "discriminative" and metrics["solver"] == "forward"
+    assert list(metrics["miou"]) == ["1"] and list(metrics["seconds_per_image"]) == ["1"]
+    assert metrics["num_images"] == 4 and 0 <= metrics["miou"]["1"] <= 1

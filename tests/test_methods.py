@@ -1,0 +1,384 @@
+"""The baselines (DSM, discriminative) beside SemFlow: construction, files, oracle networks, solver rules,
+merged evaluation and the synthesis scores. Oracle networks give closed-form answers: a noise predictor that
+knows the true mask latent must denoise to exactly that mask in any number of DDIM/DDPM steps."""
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from semflow import ModelConfig, SemFlowPipeline
+from semflow.codecs import Posterior
+from semflow.data import open_dataset
+from semflow.diffusion_segmenter import DiffusionSegmenter
+from semflow.discriminative import DiscriminativeSegmenter
+from semflow.errors import SemflowInputError
+from semflow.evaluation import EvaluationResult, evaluate_segmentation
+from semflow.methods import all_solvers, model_class
+from semflow.synthesis_evaluation import evaluate_synthesis
+
+from conftest import TINY_NETWORK
+
+SIZE = 16
+INFO = open_dataset("shapes", "test").info
+
+
+def make(method, info=INFO, **config):
+    torch.manual_seed(0)
+    return SemFlowPipeline.from_config(
+        ModelConfig(size=[SIZE, SIZE], network_args=TINY_NETWORK, method=method, **config), info).eval()
+
+
+def batch(n=3, split="test"):
+    ds = open_dataset(f"shapes:size={SIZE}", split)
+    images = torch.stack([ds[i]["image"] for i in range(n)]).float() / 255
+    labels = torch.stack([ds[i]["label"] for i in range(n)])
+    return images, labels
+
+
+def test_shapes_has_every_class_in_the_test_batch():
+    # The oracle checks below are only meaningful when several classes are present.
+    _, labels = batch()
+    assert len(labels.unique()) >= 3
+
+
+# ---------------------------------------------------------------------------------------------- construction
+@pytest.mark.parametrize("method, cls, channels", [
+    ("semflow", SemFlowPipeline, (3, 3)),
+    ("dsm", DiffusionSegmenter, (6, 3)),  # [x_k, z_image] in, eps out
+    ("discriminative", DiscriminativeSegmenter, (3, 5)),  # image latent in, one logit per class out
+])
+def test_from_config_builds_the_class_and_channels_of_the_method(method, cls, channels):
+    pipe = make(method)
+    assert type(pipe) is cls and pipe.method == method and model_class(method) is cls
+    assert (pipe.network.config.in_channels, pipe.network.config.out_channels) == channels
+    assert cls.network_channels(pipe.codec, INFO) == channels
+    # The baselines train the bare network (no 1000 t time scaling wrapper in between).
+    assert (pipe.trainable is pipe.network) == (method != "semflow")
+
+
+def test_subclass_from_config_refuses_another_method():
+    with pytest.raises(SemflowInputError, match="DiscriminativeSegmenter"):
+        DiffusionSegmenter.from_config(ModelConfig(size=[SIZE, SIZE], network_args=TINY_NETWORK,
+                                                   method="discriminative"), INFO)
+
+
+def test_all_solvers_lists_every_method_once():
+    assert set(all_solvers()) == {"euler", "heun", "midpoint", "ddim", "ddpm", "forward"}
+    assert len(all_solvers()) == len(set(all_solvers()))
+
+
+@pytest.mark.parametrize("method, solver", [("dsm", "ddim"), ("dsm", "ddpm"), ("discriminative", None)])
+def test_save_load_round_trip_is_bit_identical(tmp_path, method, solver):
+    pipe = make(method)
+    images, _ = batch()
+    pipe.save_pretrained(tmp_path / "m")
+    loaded = SemFlowPipeline.from_pretrained(tmp_path / "m")
+    assert type(loaded) is type(pipe) and loaded.config == pipe.config and loaded.dataset == pipe.dataset
+    a, b = pipe.segment(images, steps=3, solver=solver), loaded.segment(images, steps=3, solver=solver)
+    assert torch.equal(a.labels, b.labels) and torch.equal(a.pseudo_mask, b.pseudo_mask)
+    if method == "dsm":
+        assert loaded.scheduler_config == pipe.scheduler_config
+        # Seeded: the same seed gives the same labels, another seed another start noise.
+        again = loaded.segment(images, steps=3, solver=solver)
+        other = loaded.segment(images, steps=3, solver=solver, seed=1)
+        assert torch.equal(again.pseudo_mask, b.pseudo_mask) and not torch.equal(other.pseudo_mask, b.pseudo_mask)
+
+
+def test_dsm_scheduler_args_survive_the_model_folder(tmp_path):
+    pipe = make("dsm", scheduler_args={"beta_schedule": "squaredcos_cap_v2"})
+    pipe.save_pretrained(tmp_path / "m")
+    loaded = DiffusionSegmenter.from_pretrained(tmp_path / "m")
+    assert loaded.noise_schedule.config.beta_schedule == "squaredcos_cap_v2"
+    torch.testing.assert_close(loaded.noise_schedule.alphas_cumprod, pipe.noise_schedule.alphas_cumprod)
+
+
+def test_the_wrong_class_refuses_to_load_another_method(tmp_path):
+    make("discriminative").save_pretrained(tmp_path / "m")
+    with pytest.raises(SemflowInputError, match="discriminative"):
+        DiffusionSegmenter.from_pretrained(tmp_path / "m")
+
+
+# ---------------------------------------------------------------------------------------------- DSM oracle
+def true_mask_latent(pipe, labels):
+    """``E(palette(labels))``: the mask latent without perturbation, ``(B, C, h, w)``."""
+    return pipe.codec.encode_mask(pipe.palette.encode(labels) / 255.0)
+
+
+def exact_noise(pipe, x_k, x0, k):
+    """``eps = (x_k - sqrt(abar_k) x0) / sqrt(1 - abar_k)``: what a perfect network predicts."""
+    abar = pipe.noise_schedule.alphas_cumprod.to(x_k.device)[k.long()].view(-1, 1, 1, 1)
+    return (x_k - abar.sqrt() * x0) / (1 - abar).sqrt()
+
+
+@pytest.mark.parametrize("solver, steps", [("ddim", 1), ("ddim", 3), ("ddim", 10), ("ddpm", 1), ("ddpm", 5)])
+def test_dsm_with_an_oracle_noise_predictor_returns_the_true_labels(solver, steps):
+    pipe = make("dsm")
+    _, labels = batch()
+    images = torch.rand(3, 3, SIZE, SIZE)  # any images: the oracle ignores them
+    x0 = true_mask_latent(pipe, labels)
+    calls = []
+
+    def oracle(network, x_k, z_image, k):
+        calls.append(k.clone())
+        assert z_image.shape == x_k.shape == x0.shape
+        return exact_noise(pipe, x_k, x0, k)
+
+    pipe.predict_noise = oracle
+    out = pipe.segment(images, steps=steps, solver=solver, return_trajectory=True)
+    assert len(calls) == steps and out.trajectory.shape == (steps, 3, 3, SIZE, SIZE)
+    assert torch.equal(out.labels, labels)
+    # The final state is the clean mask latent itself (DDIM: eta = 0, final alpha 1; DDPM: no noise at the end).
+    torch.testing.assert_close(out.pseudo_mask, pipe.palette.encode(labels), atol=1e-2, rtol=0)
+
+
+def test_dsm_training_loss_with_an_oracle_is_zero():
+    pipe = make("dsm")
+    images, labels = batch()
+    drawn = {}
+    add_noise = pipe.noise_schedule.add_noise
+
+    def spy(x0, eps, k):  # captures the loss's own (perturbed) x0 and timesteps
+        drawn.update(x0=x0.clone(), eps=eps.clone(), k=k.clone())
+        return add_noise(x0, eps, k)
+
+    def oracle(network, x_k, z_image, k):
+        assert torch.equal(k, drawn["k"])
+        return exact_noise(pipe, x_k, drawn["x0"], k)
+
+    pipe.noise_schedule.add_noise = spy
+    pipe.predict_noise = oracle
+    loss = pipe.training_loss(images, labels, generator=torch.Generator().manual_seed(0))
+    assert float(loss) < 1e-8
+    # x0 is the perturbed mask latent: within beta pixel levels (2 beta / 255 in pixel-codec units) of E(palette).
+    offset = (drawn["x0"] - true_mask_latent(pipe, labels)).abs()
+    assert 0 < float(offset.max()) <= 2 * pipe.beta / 255 + 1e-6
+    assert 0 <= int(drawn["k"].min()) and int(drawn["k"].max()) < pipe.noise_schedule.config.num_train_timesteps
+    # And the loss is the epsilon MSE: a network that predicts zero scores mean(eps^2).
+    pipe.predict_noise = lambda network, x_k, z_image, k: torch.zeros_like(x_k)
+    loss = pipe.training_loss(images, labels, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(loss, (drawn["eps"] ** 2).mean())
+
+
+def test_dsm_training_loss_is_seeded_and_has_gradients():
+    pipe = make("dsm").train()
+    images, labels = batch()
+    a = pipe.training_loss(images, labels, generator=torch.Generator().manual_seed(1))
+    b = pipe.training_loss(images, labels, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and a.requires_grad
+    a.backward()
+    assert all(p.grad is not None for p in pipe.trainable.parameters())
+
+
+@pytest.mark.parametrize("solver", ["ddim", "ddpm"])
+@pytest.mark.parametrize("steps, expected", [(1, [999]), (4, [999, 749, 499, 249])])
+def test_dsm_network_sees_trailing_timesteps_and_2c_channels(solver, steps, expected):
+    pipe = make("dsm")
+    seen = []
+    hook = pipe.network.register_forward_pre_hook(lambda module, args: seen.append((args[0].clone(), args[1])))
+    images = torch.rand(2, 3, SIZE, SIZE)
+    try:
+        pipe.segment(images, steps=steps, solver=solver, seed=4)
+    finally:
+        hook.remove()
+    assert [k.tolist() for _, k in seen] == [[t, t] for t in expected]  # one k per image, never 1000 t
+    assert all(x.shape == (2, 6, SIZE, SIZE) for x, _ in seen)
+    # [x_k, z_image] in that order: the first call sees the seeded start noise, then E(image) = 2 x - 1.
+    first = seen[0][0]
+    torch.testing.assert_close(first[:, :3], torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(4)))
+    torch.testing.assert_close(first[:, 3:], images * 2 - 1)
+    assert all(torch.equal(x[:, 3:], first[:, 3:]) for x, _ in seen)
+
+
+def test_dsm_steps_below_one_raise():
+    with pytest.raises(SemflowInputError, match="steps"):
+        make("dsm").segment(torch.rand(1, 3, SIZE, SIZE), steps=0)
+
+
+def test_dsm_and_discriminative_do_not_synthesize():
+    _, labels = batch(1)
+    for method in ("dsm", "discriminative"):
+        with pytest.raises(SemflowInputError, match="semflow"):
+            make(method).synthesize(labels, steps=1)
+
+
+# ---------------------------------------------------------------------------------------------- discriminative
+class Logits(nn.Module):
+    """A stand-in network returning fixed logits ``(B, K, h, w)`` (a parameter so the pipeline finds a device)."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = nn.Parameter(logits.clone())
+        self.timesteps = []
+
+    def forward(self, sample, timestep):
+        self.timesteps.append(timestep.clone())
+        return self.logits[: sample.shape[0]]
+
+
+def test_discriminative_with_one_hot_logits_returns_those_labels():
+    pipe = make("discriminative")
+    _, labels = batch()
+    oracle = Logits(10 * nn.functional.one_hot(labels, INFO.num_classes).permute(0, 3, 1, 2).float())
+    pipe.velocity.network = oracle
+    big = nn.functional.interpolate(torch.rand(3, 3, SIZE, SIZE), size=(2 * SIZE, 2 * SIZE))
+    out = pipe.segment(big)
+    # Back at the input size by nearest neighbour; the pseudo-mask is the palette colour of each class.
+    assert torch.equal(out.labels, labels.repeat_interleave(2, -1).repeat_interleave(2, -2))
+    assert torch.equal(out.pseudo_mask, pipe.palette.encode(labels))
+    assert all(float(t.abs().max()) == 0 for t in oracle.timesteps)  # the timestep input is held at 0
+
+
+def test_discriminative_loss_leaves_out_ignore_pixels():
+    info = dataclasses.replace(INFO, ignore_index=255)
+    pipe = make("discriminative", info=info)
+    images, labels = batch(2)
+    labels[:, :4] = 255
+    torch.manual_seed(1)
+    logits = torch.randn(2, info.num_classes, SIZE, SIZE)
+    posterior = Posterior(mean=images * 2 - 1, std=torch.zeros_like(images))
+
+    def loss(values):
+        pipe.velocity.network = Logits(values)
+        return pipe.posterior_training_loss(posterior, labels).detach()
+
+    base = loss(logits)
+    # By hand: the mean of -log softmax at the label, over the labelled pixels only.
+    keep = labels != 255
+    picked = logits.log_softmax(1).gather(1, labels.clamp(max=info.num_classes - 1)[:, None])[:, 0]
+    torch.testing.assert_close(base, -picked[keep].mean())
+    changed = logits.clone()
+    changed[:, :, :4] = torch.randn(2, info.num_classes, 4, SIZE) * 100
+    assert float(loss(changed)) == float(base)
+    changed[:, :, 4:5] += 100 * torch.randn(2, info.num_classes, 1, SIZE)
+    assert float(loss(changed)) != float(base)
+
+
+# ---------------------------------------------------------------------------------------------- solvers
+def test_semflow_refuses_a_dsm_solver_and_names_its_own():
+    with pytest.raises(SemflowInputError, match="euler, heun, midpoint"):
+        make("semflow").segment(torch.rand(1, 3, SIZE, SIZE), steps=1, solver="ddim")
+
+
+def test_dsm_refuses_an_ode_solver():
+    with pytest.raises(SemflowInputError, match="ddim, ddpm"):
+        make("dsm").segment(torch.rand(1, 3, SIZE, SIZE), steps=1, solver="euler")
+    assert make("dsm").check_solver(None) == "ddim"
+
+
+def test_discriminative_ignores_steps_and_is_scored_once():
+    pipe = make("discriminative")
+    assert pipe.STEPPED is False and SemFlowPipeline.STEPPED is True and DiffusionSegmenter.STEPPED is True
+    images, _ = batch()
+    assert torch.equal(pipe.segment(images, steps=1).labels, pipe.segment(images, steps=7).labels)
+    with pytest.raises(SemflowInputError, match="forward"):
+        pipe.segment(images, solver="euler")
+    data = open_dataset(f"shapes:size={SIZE},length=4", "test")
+    result = evaluate_segmentation(pipe, data, [1, 2, 5])
+    assert list(result.matrices) == [1] and list(result.to_json()["miou"]) == ["1"]
+    assert int(result.matrices[1].matrix.sum()) == 4 * SIZE * SIZE
+
+
+# ---------------------------------------------------------------------------------------------- config
+def test_unknown_method_raises():
+    with pytest.raises(SemflowInputError, match="model.method"):
+        ModelConfig(method="nope")
+    with pytest.raises(SemflowInputError, match="unknown method"):
+        model_class("nope")
+
+
+def test_scheduler_args_apply_only_to_dsm():
+    for method in ("semflow", "discriminative"):
+        with pytest.raises(SemflowInputError, match="scheduler_args"):
+            ModelConfig(method=method, scheduler_args={"beta_schedule": "linear"})
+
+
+@pytest.mark.parametrize("args", [
+    {"beta_schedule": "nope"},
+    {"no_such_option": 1},
+    {"prediction_type": "v_prediction"},
+    {"timestep_spacing": "nope"},
+])
+def test_bad_scheduler_args_raise_at_construction(args):
+    with pytest.raises(SemflowInputError, match="scheduler_args"):
+        make("dsm", scheduler_args=args)
+
+
+def test_dsm_more_steps_than_train_timesteps_is_an_input_error():
+    pipe = make("dsm", scheduler_args={"num_train_timesteps": 10})
+    assert len(pipe.segment(torch.rand(1, 3, SIZE, SIZE), steps=10).labels) == 1
+    with pytest.raises(SemflowInputError, match="10"):
+        pipe.segment(torch.rand(1, 3, SIZE, SIZE), steps=11)
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+@pytest.mark.parametrize("method, solver", [("semflow", "euler"), ("dsm", "ddim")])
+def test_merged_parts_equal_the_whole(method, solver):
+    pipe = make(method)
+    data = open_dataset(f"shapes:size={SIZE},length=5", "test")
+    whole = evaluate_segmentation(pipe, data, [1, 2], solver=solver, batch_size=2)
+    parts = [evaluate_segmentation(pipe, data, [2, 1], solver=solver, batch_size=2, indices=idx)
+             for idx in (range(0, 2), range(2, 5))]
+    assert [p.num_images for p in parts] == [2, 3]
+    merged = EvaluationResult.merge(parts)
+    assert merged.num_images == 5 and list(merged.matrices) == [1, 2]
+    for n in (1, 2):
+        assert torch.equal(merged.matrices[n].matrix, whole.matrices[n].matrix)
+        assert merged.scores[n] == whole.scores[n]
+    assert not torch.equal(parts[0].matrices[1].matrix, whole.matrices[1].matrix)
+    with pytest.raises(ValueError):
+        EvaluationResult.merge([parts[0], evaluate_segmentation(pipe, data, [1], solver=solver, indices=[0])])
+
+
+# ---------------------------------------------------------------------------------------------- synthesis scores
+@pytest.fixture(scope="module")
+def synthesis_setup():
+    data = open_dataset(f"shapes:size={SIZE},length=4", "test")
+    return make("semflow"), make("discriminative"), data
+
+
+def scores(result):
+    out = result.to_json()
+    out.pop("seconds_per_image")
+    return out
+
+
+def test_evaluate_synthesis_fields_are_in_range_and_seeded(synthesis_setup):
+    model, segmenter, data = synthesis_setup
+    a = evaluate_synthesis(model, data, segmenter=segmenter, steps=2, samples=2, seed=0, batch_size=3)
+    assert (a.num_masks, a.samples, a.steps) == (4, 2, 2)
+    for value in (a.sis_miou, a.cycle_miou):
+        assert 0 <= value <= 1
+    assert 0 < a.diversity_l1 <= 1  # a fresh perturbation per sample: the samples differ
+    assert a.fd_seg is not None and 0 <= a.fd_seg < float("inf")
+    assert a.fid is None and a.diversity_lpips is None and a.seconds_per_image > 0
+    assert a.notes == []
+    b = evaluate_synthesis(model, data, segmenter=segmenter, steps=2, samples=2, seed=0, batch_size=3)
+    assert scores(a) == scores(b)
+    # Mask i's perturbations depend on seed + i, not on the batching (up to float summation order).
+    rebatched = scores(evaluate_synthesis(model, data, segmenter=segmenter, steps=2, samples=2, seed=0, batch_size=2))
+    assert rebatched == {k: pytest.approx(v, rel=1e-4, abs=1e-6) if isinstance(v, float) else v
+                         for k, v in scores(a).items()}
+    c = evaluate_synthesis(model, data, segmenter=segmenter, steps=2, samples=2, seed=5, batch_size=3)
+    assert c.diversity_l1 != a.diversity_l1
+
+
+def test_evaluate_synthesis_one_sample_and_no_segmenter(synthesis_setup):
+    model, _, data = synthesis_setup
+    result = evaluate_synthesis(model, data, steps=1, samples=1, indices=[0, 2])
+    assert result.num_masks == 2 and result.diversity_l1 is None and result.sis_miou is None
+    assert result.fd_seg is None and 0 <= result.cycle_miou <= 1
+    assert any("2 samples" in note for note in result.notes)
+    assert any("segmenter" in note for note in result.notes)
+
+
+def test_evaluate_synthesis_refuses_baselines_and_foreign_class_lists(synthesis_setup):
+    model, segmenter, data = synthesis_setup
+    with pytest.raises(SemflowInputError, match="dsm"):
+        evaluate_synthesis(make("dsm"), data, steps=1)
+    foreign = dataclasses.replace(INFO, class_names=("a", "b", "c", "d", "e"))
+    with pytest.raises(SemflowInputError, match="class list"):
+        evaluate_synthesis(make("semflow", info=foreign), data, steps=1)
+    with pytest.raises(SemflowInputError, match="class list"):
+        evaluate_synthesis(model, data, segmenter=make("discriminative", info=foreign), steps=1)
