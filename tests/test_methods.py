@@ -382,3 +382,19 @@ def test_evaluate_synthesis_refuses_baselines_and_foreign_class_lists(synthesis_
         evaluate_synthesis(make("semflow", info=foreign), data, steps=1)
     with pytest.raises(SemflowInputError, match="class list"):
         evaluate_synthesis(model, data, segmenter=make("discriminative", info=foreign), steps=1)
+
+
+@pytest.mark.parametrize("method", ["semflow", "dsm", "discriminative"])
+def test_segment_starts_from_the_latents_given(method):
+    """``latents=encode_input(images)`` (what evaluation computes once per batch) gives ``segment(images)``
+    exactly; latents of other images give their segmentation, not this batch's."""
+    torch.manual_seed(0)
+    pipe = make(method).eval()
+    images, _ = batch(4)
+    others = images.roll(1, 0)
+    plain = pipe.segment(images, steps=2)
+    given = pipe.segment(images, steps=2, latents=pipe.encode_input(images))
+    swapped = pipe.segment(images, steps=2, latents=pipe.encode_input(others))
+    assert torch.equal(plain.labels, given.labels) and torch.equal(plain.pseudo_mask, given.pseudo_mask)
+    assert torch.equal(swapped.pseudo_mask, pipe.segment(others, steps=2).pseudo_mask)
+    assert not torch.equal(swapped.pseudo_mask, plain.pseudo_mask)

@@ -108,7 +108,8 @@ class DiffusionSegmenter(SemFlowPipeline):
 
     @torch.no_grad()
     def segment(self, images: torch.Tensor, steps: int = 25, solver: str | None = None,
-                return_trajectory: bool = False, seed: int = 0) -> SegmentationOutput:
+                return_trajectory: bool = False, seed: int = 0,
+                latents: torch.Tensor | None = None) -> SegmentationOutput:
         """Segment by ``steps`` denoising steps of ``solver`` (``ddim`` or ``ddpm``).
 
         Args:
@@ -116,6 +117,7 @@ class DiffusionSegmenter(SemFlowPipeline):
             steps: denoising steps ``1 <= N <= num_train_timesteps`` (timesteps ``999, 999 - 1000/N, ...``).
             solver: ``ddim`` (deterministic given the start noise) or ``ddpm`` (ancestral sampling).
             return_trajectory: also return the decoded pseudo-mask of ``x`` after each step.
+            latents: :meth:`encode_input` of ``images``, when already computed.
             seed: seeds the start noise and DDPM's noise (drawn on the CPU, so alike on every device).
         """
         solver = self.check_solver(solver)
@@ -123,8 +125,8 @@ class DiffusionSegmenter(SemFlowPipeline):
         if not 1 <= steps <= train_steps:
             raise SemflowInputError(f"steps={steps}; expected a whole number from 1 to the {train_steps} diffusion "
                                     "timesteps the model was trained with")
-        x, in_size = self._model_input(images)
-        z_image = self.encode_images(x)
+        z_image = self.encode_input(images) if latents is None else latents
+        in_size = (int(images.shape[-2]), int(images.shape[-1]))
         scheduler = SAMPLERS[solver].from_config(self.scheduler_config)
         scheduler.set_timesteps(steps, device=z_image.device)
         generator = torch.Generator().manual_seed(seed)

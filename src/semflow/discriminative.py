@@ -62,14 +62,16 @@ class DiscriminativeSegmenter(SemFlowPipeline):
 
     @torch.no_grad()
     def segment(self, images: torch.Tensor, steps: int = 1, solver: str | None = None,
-                return_trajectory: bool = False) -> SegmentationOutput:
-        """Segment ``images`` ``(B, 3, H, W)`` in ``[0, 1]`` in one forward pass (``steps`` is ignored).
+                return_trajectory: bool = False, latents: torch.Tensor | None = None) -> SegmentationOutput:
+        """Segment ``images`` ``(B, 3, H, W)`` in ``[0, 1]`` in one forward pass (``steps`` is ignored; ``latents``:
+        :meth:`encode_input` of ``images`` when already computed).
         ``pseudo_mask`` is the palette colour of each predicted class, ``(B, 3, h, w)`` at the model size."""
         self.check_solver(solver)
         if steps < 1:
             raise SemflowInputError(f"steps={steps}; expected a whole number >= 1")
-        x, in_size = self._model_input(images)
-        predicted = self.logits(self.network, self.encode_images(x)).argmax(1)
+        z_image = self.encode_input(images) if latents is None else latents
+        predicted = self.logits(self.network, z_image).argmax(1)
+        in_size = (int(images.shape[-2]), int(images.shape[-1]))
         return SegmentationOutput(labels=resize_label(predicted, in_size),
                                   pseudo_mask=self.palette.encode(predicted))
 

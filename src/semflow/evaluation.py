@@ -84,7 +84,8 @@ def check_steps(pipeline: SemFlowPipeline, steps: Iterable[int]) -> list[int]:
     return steps if pipeline.STEPPED else [1]
 
 
-def _collate(batch: list[dict[str, Any]], size: tuple[int, int]) -> dict[str, Any]:
+def collate_at_size(batch: list[dict[str, Any]], size: tuple[int, int]) -> dict[str, Any]:
+    """Samples to ``images`` ``(B, 3, h, w)`` in ``[0, 1]`` at the model ``size``, their original ``labels`` and ``names``."""
     return {
         "images": torch.stack([eval_transform(s, size) for s in batch]),
         "labels": [s["label"] for s in batch],
@@ -124,13 +125,17 @@ def evaluate_segmentation(
     seconds = {n: 0.0 for n in steps}
     subset = dataset if indices is None else Subset(dataset, list(indices))
     loader = DataLoader(subset, batch_size=batch_size, num_workers=num_workers,  # type: ignore[arg-type]
-                        collate_fn=lambda b: _collate(b, pipeline.size))
+                        collate_fn=lambda b: collate_at_size(b, pipeline.size))
     device = next(pipeline.parameters()).device
     for batch in progress(loader):
         images = batch["images"].to(device)
+        start = time.perf_counter()
+        latents = pipeline.encode_input(images)  # once per batch, whatever the step counts
+        encoding = time.perf_counter() - start
         for n in steps:
             start = time.perf_counter()
-            out = pipeline.segment(images, steps=n, solver=solver)
+            out = pipeline.segment(images, steps=n, solver=solver, latents=latents)
+            seconds[n] += encoding
             seconds[n] += time.perf_counter() - start
             for pred, label in zip(out.labels, batch["labels"]):
                 matrices[n].update(resize_label(pred.cpu(), tuple(label.shape)), label)

@@ -293,7 +293,8 @@ class SemFlowPipeline(nn.Module):
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
     def segment(
-        self, images: torch.Tensor, steps: int = 25, solver: str | None = None, return_trajectory: bool = False
+        self, images: torch.Tensor, steps: int = 25, solver: str | None = None, return_trajectory: bool = False,
+        latents: torch.Tensor | None = None,
     ) -> SegmentationOutput:
         """Segment a batch of images.
 
@@ -302,10 +303,11 @@ class SemFlowPipeline(nn.Module):
             steps: number of solver steps ``N >= 1`` from ``t = 0`` to ``t = 1``.
             solver: ``euler`` (the paper; the default), ``heun`` or ``midpoint``.
             return_trajectory: also return the decoded pseudo-mask at every step.
+            latents: :meth:`encode_input` of ``images``, when already computed (scoring several step counts).
         """
         solver = self.check_solver(solver)
-        x, in_size = self._model_input(images)
-        z0 = self.encode_images(x)
+        z0 = self.encode_input(images) if latents is None else latents
+        in_size = (int(images.shape[-2]), int(images.shape[-1]))
         out = ODESolver(self.velocity).sample(
             z0, time_grid(steps, device=z0.device), method=solver, return_trajectory=return_trajectory
         )
@@ -314,13 +316,14 @@ class SemFlowPipeline(nn.Module):
             trajectory = torch.stack([self.decode_pseudo_masks(z).float() for z in out.trajectory])
         return self._labels_from_mask_latent(out.z, in_size, trajectory)
 
-    def _model_input(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Images ``(B, 3, H, W)`` resized to the model size on the network's device and dtype, and ``(H, W)``."""
+    @torch.no_grad()
+    def encode_input(self, images: torch.Tensor) -> torch.Tensor:
+        """What :meth:`segment` starts from: images ``(B, 3, H, W)`` in ``[0, 1]``, any size, resized to the model
+        size on the network's device and dtype and encoded to ``z0`` ``(B, C, h/f, w/f)`` (the posterior mode)."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise SemflowInputError(f"segment expects images of shape (B, 3, H, W), got {tuple(images.shape)}")
         p = self._param()
-        x = resize_image(images.to(device=p.device, dtype=torch.float32), self.size).to(p.dtype)
-        return x, (int(images.shape[-2]), int(images.shape[-1]))
+        return self.encode_images(resize_image(images.to(device=p.device, dtype=torch.float32), self.size).to(p.dtype))
 
     def _labels_from_mask_latent(self, z1: torch.Tensor, in_size: tuple[int, int],
                                  trajectory: torch.Tensor | None = None) -> SegmentationOutput:

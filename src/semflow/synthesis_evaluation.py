@@ -29,7 +29,7 @@ from semflow.data.base import SegmentationDataset
 from semflow.data.transforms import resize_label
 from semflow.diversity import mean_pairwise_distance
 from semflow.errors import SemflowInputError
-from semflow.evaluation import _collate, check_compatible
+from semflow.evaluation import collate_at_size, check_compatible
 from semflow.frechet import FeatureStatistics, frechet_distance_between
 from semflow.metrics import ConfusionMatrix
 from semflow.pipeline import SemFlowPipeline
@@ -55,19 +55,19 @@ class SynthesisResult:
         return dict(self.__dict__)
 
 
-def bottleneck_features(segmenter: SemFlowPipeline, images: torch.Tensor) -> torch.Tensor:
-    """The segmenter network's ``mid_block`` output averaged over space: images ``(B, 3, H, W)`` in ``[0, 1]``
-    to features ``(B, D)`` (``D``: the UNet's widest channel count)."""
+def segment_with_features(segmenter: SemFlowPipeline, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass of ``segmenter`` over images ``(B, 3, H, W)`` in ``[0, 1]``: its labels ``(B, H, W)`` and its
+    network's ``mid_block`` output averaged over space, features ``(B, D)`` (``D``: the UNet's widest channels)."""
     mid = next((m for name, m in segmenter.network.named_modules() if name.split(".")[-1] == "mid_block"), None)
     if mid is None:
         raise SemflowInputError(f"the {type(segmenter.network).__name__} network has no mid_block to take features from")
     captured: list[torch.Tensor] = []
     handle = mid.register_forward_hook(lambda _m, _i, out: captured.append(out[0] if isinstance(out, tuple) else out))
     try:
-        segmenter.segment(images)
+        labels = segmenter.segment(images).labels
     finally:
         handle.remove()
-    return captured[-1].float().mean(dim=(-2, -1))
+    return labels, captured[-1].float().mean(dim=(-2, -1))
 
 
 @torch.no_grad()
@@ -116,7 +116,7 @@ def evaluate_synthesis(
     l1: list[torch.Tensor] = []
     perceptual: list[torch.Tensor] = []
     seconds, done = 0.0, 0
-    loader = DataLoader(subset, batch_size=batch_size, collate_fn=lambda b: _collate(b, model.size))  # type: ignore[arg-type]
+    loader = DataLoader(subset, batch_size=batch_size, collate_fn=lambda b: collate_at_size(b, model.size))  # type: ignore[arg-type]
     device = next(model.parameters()).device
     for batch in progress(loader):
         labels = batch["labels"]
@@ -126,23 +126,24 @@ def evaluate_synthesis(
         images = model.synthesize(masks, steps=steps, samples=samples, solver=solver, generator=generators).images
         seconds += time.perf_counter() - start
         done += len(labels)
-        flat = images.flatten(0, 1)  # (B*K, 3, h, w), mask b's samples adjacent
+        flat = images.flatten(0, 1).to(device)  # (B*K, 3, h, w), mask b's samples adjacent
         repeated = [label for label in labels for _ in range(samples)]
-        predicted = model.segment(flat.to(device), steps=cycle_steps or steps).labels
+        predicted = model.segment(flat, steps=cycle_steps or steps).labels
         for pred, label in zip(predicted, repeated):
             cycle.update(resize_label(pred.cpu(), tuple(label.shape)), label)
         if segmenter is not None:
-            for pred, label in zip(segmenter.segment(flat.to(device)).labels, repeated):
+            sis_labels, fake_features = segment_with_features(segmenter, flat)
+            for pred, label in zip(sis_labels, repeated):
                 sis.update(resize_label(pred.cpu(), tuple(label.shape)), label)  # type: ignore[union-attr]
-            real.update(bottleneck_features(segmenter, batch["images"].to(device)).cpu())
-            fake.update(bottleneck_features(segmenter, flat.to(device)).cpu())
+            fake.update(fake_features.cpu())
+            real.update(segment_with_features(segmenter, batch["images"].to(device))[1].cpu())
         if samples >= 2:
             l1.append(mean_pairwise_distance(images.cpu()))
             if lpips is not None:
                 perceptual.append(mean_pairwise_distance(images, distance=lpips).cpu())
         if fid is not None:
             fid.update(batch["images"].to(device), real=True)
-            fid.update(flat.to(device), real=False)
+            fid.update(flat, real=False)
     notes = []
     if samples < 2:
         notes.append("diversity needs at least 2 samples per mask")
