@@ -34,8 +34,8 @@ import torch
 
 from semflow.codecs import Codec, build_codec
 from semflow.data.transforms import resize_image, resize_label
-from semflow.io import atomic_write_bytes, read_image, read_label
-from semflow.metrics import ConfusionMatrix
+from semflow.io import read_image, read_label, write_bytes
+from semflow.evaluation.metrics import ConfusionMatrix
 from semflow.palette import Palette
 
 REPO = Path(__file__).resolve().parents[1]
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         "device": args.device,
         "threads": torch.get_num_threads(),
     }
-    atomic_write_bytes(args.out, (json.dumps(report, indent=2) + "\n").encode())
+    write_bytes((json.dumps(report, indent=2) + "\n").encode(), args.out)
     print(markdown(results, palettes))
     print(f"\nwrote {args.out}")
 

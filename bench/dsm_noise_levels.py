@@ -22,7 +22,7 @@ import torch
 from timing import markdown, write
 
 from semflow.data import open_dataset
-from semflow.pipeline import SemFlowPipeline
+from semflow.models.semflow import SemFlowPipeline
 
 
 @torch.no_grad()

@@ -20,9 +20,9 @@ from timing import add_threads_arg, interleaved, markdown, write
 
 from semflow.data import open_dataset
 from semflow.data.transforms import resize_label
-from semflow.evaluation import collate_at_size, evaluate_segmentation
-from semflow.metrics import ConfusionMatrix
-from semflow.pipeline import SemFlowPipeline
+from semflow.evaluation.segmentation import collate_at_size, evaluate_segmentation
+from semflow.evaluation.metrics import ConfusionMatrix
+from semflow.models.semflow import SemFlowPipeline
 
 
 def per_step_encoding(pipe: SemFlowPipeline, batches: list[dict], steps: list[int]) -> dict[int, ConfusionMatrix]:

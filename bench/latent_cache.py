@@ -1,7 +1,7 @@
 """Exact latent caching (``train.cache_latents``): training steps with and without it, for a latent codec.
 
 Without the cache every step reads, resizes and encodes its images; with it, each image's posterior is
-computed once (:class:`semflow.data.latents.PosteriorCache`) and a step only draws ``mean + std * eps``. This
+computed once (:class:`semflow.training.latents.PosteriorCache`) and a step only draws ``mean + std * eps``. This
 program trains the same model twice per round -- plain and cached, both with ``train.augment=none`` (the cache
 needs inputs that do not change) -- for ``--rounds`` alternating rounds, and reports the seconds per step of each
 (from ``loss.csv`` between step 10 and the last, set-up excluded), the time to build the cache, and how far
@@ -32,11 +32,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from semflow.cli.trainer import train
+from semflow.training import train
 from semflow.config import load_run_config
 from semflow.data import open_dataset
-from semflow.data.latents import PosteriorCache
-from semflow.pipeline import SemFlowPipeline
+from semflow.training.latents import PosteriorCache
+from semflow.models.semflow import SemFlowPipeline
 
 from timing import add_threads_arg, markdown, write
 

@@ -72,9 +72,9 @@ def run_case(case: str, device: str) -> dict[str, Any]:
     """Run one case in this process; returns its timings and sizes."""
     import diffusers  # noqa: F401  (the baseline imports what the others do)
 
-    from semflow.cli.demo import demo_config
+    from semflow.config import demo_config
     from semflow.data import open_dataset
-    from semflow.pipeline import SemFlowPipeline
+    from semflow.models.semflow import SemFlowPipeline
 
     result: dict[str, Any] = {}
     start = time.perf_counter()
@@ -82,7 +82,7 @@ def run_case(case: str, device: str) -> dict[str, Any]:
         config = demo_config(32, seed=0)
         dataset = open_dataset(config.train.data, "train")
         pipe = SemFlowPipeline.from_config(config.model, dataset.info).to(device)
-        optimizer = torch.optim.AdamW(pipe.velocity.parameters(), lr=1e-4, fused=True)
+        optimizer = torch.optim.AdamW(pipe.trainable.parameters(), lr=1e-4, fused=True)
         batch = [dataset[i] for i in range(16)]
         images = torch.stack([b["image"] for b in batch]).float().div(255).to(device)
         labels = torch.stack([b["label"] for b in batch]).to(device)
@@ -90,7 +90,7 @@ def run_case(case: str, device: str) -> dict[str, Any]:
             pipe.training_loss(images, labels).backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        result["parameters"] = sum(p.numel() for p in pipe.velocity.parameters())
+        result["parameters"] = sum(p.numel() for p in pipe.trainable.parameters())
     elif case.startswith("sd15"):
         from diffusers import AutoencoderKL, UNet2DConditionModel
 

@@ -7,7 +7,7 @@ single image (latency) and a batch (throughput). The overhead is the pipeline's 
 network that costs nothing, less the codec) over the limit: on a shared machine the two totals scatter by
 +-10% from call to call, more than the difference sought, so their paired ratio is shown only as a check. Then the ``--dtype bf16`` (autocast), ``--channels-last`` and
 ``--compile`` options of ``semflow segment`` against float32 on the batch (at ``N = 5``: bf16 is slow on this
-CPU), each applied the way the command applies it (:func:`semflow.cli.speed.apply_speed_args`), the compile
+CPU), each applied the way the command applies it (:func:`semflow.speed.speed_up`), the compile
 time apart.
 
 The model is the demo's (pixel space, 32x32, UNet 16-32-64) with random weights: time does not depend on them.
@@ -34,11 +34,11 @@ from types import SimpleNamespace
 
 import torch
 
-from semflow.cli.demo import demo_config
-from semflow.cli.speed import apply_speed_args
+from semflow.config import demo_config
+from semflow.speed import speed_up
 from semflow.data import open_dataset
-from semflow.pipeline import SemFlowPipeline
-from semflow.velocity import network_timestep
+from semflow.models.semflow import SemFlowPipeline
+from semflow.flow.velocity import network_timestep
 
 from timing import add_threads_arg, interleaved, interleaved_samples, markdown, paired_ratio, seconds, write
 
@@ -82,7 +82,7 @@ def own_work(pipe: SemFlowPipeline, x: torch.Tensor, steps: int, rounds: int) ->
     nothing, less the codec's encode + decode. Small and fast, so many calls pin it down where the difference
     of two noisy totals cannot."""
     network = pipe.velocity.network
-    pipe.velocity.network = Passthrough()
+    pipe.velocity.network = Passthrough()  # the velocity's call, with nothing behind it
     try:
         def codec() -> None:
             with torch.no_grad():
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # a cold compile, as a user's first run has
         for name, flags in variants.items():
             model = copy.deepcopy(pipe)
-            context = apply_speed_args(model, flags)
+            context = speed_up(model, dtype=flags.dtype, channels_last=flags.channels_last, compile=flags.compile)
 
             def run(model: SemFlowPipeline = model, context=context) -> None:
                 with context:

@@ -6,7 +6,7 @@ bookkeeping, the optimiser, the loss log -- is overhead. This program times, in 
 
 * ``bare``: ``v(z_t, t)``, the MSE and ``backward()`` on one fixed batch of the same shape;
 * ``bare + AdamW``: the same plus the (fused) optimiser step;
-* ``trainer``: steps of :func:`semflow.cli.trainer.train` itself (data from the built-in shapes, the pixel
+* ``trainer``: steps of :func:`semflow.training.train` itself (data from the built-in shapes, the pixel
   codec, gradient clipping, logging every 10 steps): the CPU time of a run of ``10 + --steps`` steps minus
   that of a run of 10, divided by ``--steps`` (set-up and warm-up cancel);
 
@@ -33,11 +33,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from semflow.cli.demo import demo_config
-from semflow.cli.trainer import TrainingPairs, train
+from semflow.config import demo_config
+from semflow.training import train
+from semflow.training.data import TrainingPairs
 from semflow.data import open_dataset
-from semflow.pipeline import SemFlowPipeline
-from semflow.rectified_flow import flow_matching_loss, sample_path, sample_time
+from semflow.models.semflow import SemFlowPipeline
+from semflow.flow.path import flow_matching_loss, sample_path, sample_time
 
 from timing import add_threads_arg, interleaved, markdown, seconds, write
 
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     config.train.batch_size = args.batch_size
     dataset = open_dataset(config.train.data, "train")
     pipe = SemFlowPipeline.from_config(config.model, dataset.info)
-    optimizer = torch.optim.AdamW(pipe.velocity.parameters(), lr=1e-4, fused=True)  # as the trainer makes it
+    optimizer = torch.optim.AdamW(pipe.trainable.parameters(), lr=1e-4, fused=True)  # as the trainer makes it
     pairs = TrainingPairs(dataset, pipe.size, seed=0)
     images, labels = next(iter(DataLoader(pairs, batch_size=args.batch_size, shuffle=True)))
     generator = torch.Generator().manual_seed(0)
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "model": {"size": args.size, "batch_size": args.batch_size, "codec": "pixel",
                   "network_args": config.model.network_args,
-                  "parameters": sum(p.numel() for p in pipe.velocity.parameters())},
+                  "parameters": sum(p.numel() for p in pipe.trainable.parameters())},
         "clock": "CPU seconds of the process (time.process_time), one torch thread",
         "seconds": {"bare_forward_backward": bare_m, "bare_with_adamw": bare_opt_m, "trainer_step": trainer_m,
                     "data_batch": data_s, "loss_preparation": prepare_s},

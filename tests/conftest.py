@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from tiny import TINY_NETWORK, tiny_train_args  # noqa: F401  (re-exported for older imports)
 
-# Two UNet levels of 8 and 16 channels: a model that builds, trains and saves in well under a second.
-TINY_NETWORK = {
-    "block_out_channels": [8, 16],
-    "down_block_types": ["DownBlock2D", "DownBlock2D"],
-    "up_block_types": ["UpBlock2D", "UpBlock2D"],
-    "norm_num_groups": 4,
-    "layers_per_block": 1,
-}
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
-
-def tiny_train_args(out: Path, data: str = "shapes:size=16,length=32", steps: int = 2) -> list[str]:
-    """``semflow train`` arguments for a tiny model."""
-    return ["train", "--data", data, "--out", str(out), "--steps", str(steps), "--size", "16", "16",
-            "--batch-size", "4", "--no-progress", "--set", f"model.network_args={json.dumps(TINY_NETWORK)}",
-            "--set", "train.warmup_steps=1"]
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,6 +1,7 @@
 """semflow: semantic segmentation and image synthesis as one rectified flow (SemFlow, NeurIPS 2024).
 
-The science lives here; the command line (:mod:`semflow.cli`) is a thin layer on top. Names are imported
+The science lives here (``flow/``, ``codecs/``, ``networks/``, ``data/``, ``models/``, ``evaluation/``);
+the training loop (:mod:`semflow.training`) and the command line (:mod:`semflow.cli`) are layers on top. Names are imported
 lazily, so ``import semflow.palette`` does not pay for diffusers.
 """
 
@@ -16,20 +17,20 @@ _EXPORTS = {
     "ModelConfig": "semflow.config", "PaletteConfig": "semflow.config", "RunConfig": "semflow.config",
     "TrainConfig": "semflow.config",
     "DatasetInfo": "semflow.data", "open_dataset": "semflow.data",
-    "DiffusionSegmenter": "semflow.diffusion_segmenter", "DiscriminativeSegmenter": "semflow.discriminative",
-    "EvaluationResult": "semflow.evaluation", "evaluate_segmentation": "semflow.evaluation",
-    "FeatureStatistics": "semflow.frechet", "frechet_distance": "semflow.frechet",
-    "SynthesisResult": "semflow.synthesis_evaluation", "evaluate_synthesis": "semflow.synthesis_evaluation",
+    "Segmenter": "semflow.models.base", "SegmentationOutput": "semflow.models.base",
+    "SemFlowPipeline": "semflow.models.semflow", "SynthesisOutput": "semflow.models.semflow",
+    "DiffusionSegmenter": "semflow.models.dsm", "DiscriminativeSegmenter": "semflow.models.discriminative",
+    "EvaluationResult": "semflow.evaluation.segmentation", "evaluate_segmentation": "semflow.evaluation.segmentation",
+    "FeatureStatistics": "semflow.evaluation.frechet", "frechet_distance": "semflow.evaluation.frechet",
+    "SynthesisResult": "semflow.evaluation.synthesis", "evaluate_synthesis": "semflow.evaluation.synthesis",
+    "ConfusionMatrix": "semflow.evaluation.metrics", "SegmentationScores": "semflow.evaluation.metrics",
     "SemflowInputError": "semflow.errors",
-    "ConfusionMatrix": "semflow.metrics", "SegmentationScores": "semflow.metrics",
     "Palette": "semflow.palette",
     "perturb": "semflow.perturbation",
-    "SegmentationOutput": "semflow.pipeline", "SemFlowPipeline": "semflow.pipeline",
-    "SynthesisOutput": "semflow.pipeline",
-    "PathSample": "semflow.rectified_flow", "flow_matching_loss": "semflow.rectified_flow",
-    "sample_path": "semflow.rectified_flow",
-    "ODESolver": "semflow.solver", "SolverOutput": "semflow.solver", "time_grid": "semflow.solver",
-    "VelocityModel": "semflow.velocity",
+    "make_generator": "semflow.seeding",
+    "PathSample": "semflow.flow.path", "flow_matching_loss": "semflow.flow.path", "sample_path": "semflow.flow.path",
+    "ODESolver": "semflow.flow.solver", "SolverOutput": "semflow.flow.solver", "time_grid": "semflow.flow.solver",
+    "VelocityModel": "semflow.flow.velocity",
 }
 __all__ = ["__version__", *_EXPORTS]
 

@@ -1,41 +1,161 @@
-"""Files for the commands: images and masks as tensors, atomic writes, input lists.
+"""All file reading and writing: images and label masks (as arrays and as tensors), atomic writes, input lists.
 
-Decoding and atomic writing live in :mod:`semflow.data.imageio`; this module adapts them to tensors.
+Every reader raises :class:`~semflow.errors.SemflowInputError` with the file's path and the reason (missing,
+not an image, truncated, wrong kind of mask), never a bare Pillow exception. Every writer goes through
+:func:`atomic_write`: a temporary file in the same folder renamed into place, so a file is whole or absent.
 """
 
 from __future__ import annotations
 
-import io
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from semflow.data.imageio import INDEX_MODES, _atomic, read_mask, read_rgb
 from semflow.errors import SemflowInputError
 
+# Pillow modes whose pixels are class indices rather than colours. "P" is a palette PNG (as in Pascal VOC):
+# its pixel values are the palette indices, which is what such data sets store as labels.
+INDEX_MODES = ("L", "P", "I;16", "I;16B", "I;16L", "I", "1")
+COLOR_MODES = ("RGB", "RGBA")
+# Files the commands accept as images (folders are expanded to these).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+_UMASK = os.umask(0o022)  # read the process umask (os has no getter) ...
+os.umask(_UMASK)  # ... and put it back
+
+
+def _open(path: Path, what: str) -> Image.Image:
+    try:
+        image = Image.open(path)
+        image.load()
+    except FileNotFoundError:
+        raise SemflowInputError(f"{what} {path} does not exist") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        # Pillow reports unidentifiable, truncated and corrupt files as OSError subclasses.
+        raise SemflowInputError(f"cannot read {what} {path}: {err}") from None
+    return image
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Decode an image file as RGB.
+
+    Grey, palette, CMYK and RGBA files (all occur in COCO) are converted; alpha is dropped.
+
+    Returns:
+        ``uint8`` array ``(H, W, 3)``, pixel levels ``[0, 255]``.
+    """
+    with _open(Path(path), "image") as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Decode a mask file without changing its values.
+
+    Returns:
+        Index masks (modes ``L``, ``P``, 16/32-bit, 1-bit): integer array ``(H, W)`` of the stored values
+        (for ``P``, the palette indices). Colour masks (``RGB``, ``RGBA``): ``uint8`` array ``(H, W, 3)``;
+        alpha is dropped.
+
+    Raises:
+        SemflowInputError: unreadable file, or a mode that is neither (for example ``LA`` or ``CMYK``).
+    """
+    path = Path(path)
+    with _open(path, "mask") as mask:
+        if mask.mode in INDEX_MODES:
+            array = np.asarray(mask)
+            return array.astype(np.uint8) if array.dtype == bool else array
+        if mask.mode in COLOR_MODES:
+            return np.asarray(mask.convert("RGB"))
+        raise SemflowInputError(
+            f"mask {path} has Pillow mode {mask.mode!r}; expected an index mask ({', '.join(INDEX_MODES)}) "
+            f"or a colour mask ({', '.join(COLOR_MODES)})"
+        )
+
+
+def image_size(path: str | Path, what: str = "image") -> tuple[int, int]:
+    """``(H, W)`` of an image file, read from its header only (no pixel decoding)."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            w, h = image.size
+    except FileNotFoundError:
+        raise SemflowInputError(f"{what} {path} does not exist") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise SemflowInputError(f"cannot read {what} {path}: {err}") from None
+    return h, w
+
+
+def atomic_write(path: Path, write: object) -> None:
+    """Write through a temporary file in the same folder and rename, so ``path`` is whole or absent."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise SemflowInputError(f"cannot write {path}: {err.strerror or err}") from None
+    os.close(fd)
+    try:
+        write(tmp)  # type: ignore[operator]  # write(tmp_path): fills the temporary file
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_image(array: np.ndarray, path: str | Path, quality: int = 95) -> None:
+    """Write ``uint8`` RGB ``(H, W, 3)`` or index ``(H, W)`` pixels atomically; the format follows the suffix.
+
+    JPEG uses ``quality`` (1..100); PNG is lossless and also takes ``uint16`` index masks ``(H, W)`` (more than
+    256 labels).
+    """
+    path = Path(path)
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}.get(path.suffix.lower())
+    if fmt is None:
+        raise SemflowInputError(f"write_image {path}: unsupported suffix; expected .jpg, .jpeg or .png")
+    if not (array.dtype == np.uint8 or (fmt == "PNG" and array.dtype == np.uint16 and array.ndim == 2)):
+        raise SemflowInputError(f"write_image {path}: expected uint8 pixels (or uint16 index PNGs), got {array.dtype}")
+    image = Image.fromarray(array)
+    options = {"quality": quality} if fmt == "JPEG" else {}
+    atomic_write(path, lambda tmp: image.save(tmp, format=fmt, **options))
+
+
+def write_text(text: str, path: str | Path) -> None:
+    """Write a UTF-8 text file atomically."""
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def write_bytes(data: bytes, path: str | Path) -> None:
+    """Write ``data`` atomically."""
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(data))
+
+
+def write_json(obj: dict, path: str | Path) -> None:
+    """Write a JSON document (two-space indent, trailing newline) atomically."""
+    import json
+
+    write_bytes((json.dumps(obj, indent=2, sort_keys=False) + "\n").encode(), path)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
-    _atomic(Path(path), lambda tmp: Path(tmp).write_bytes(data))
+    """Deprecated spelling of :func:`write_bytes` (arguments the other way round); kept for one release."""
+    write_bytes(data, path)
 
 
 def atomic_save_png(path: Path, array: np.ndarray) -> None:
-    """Save an ``(H, W)`` uint8/uint16 (index/grey) or ``(H, W, 3)`` uint8 RGB array as PNG, atomically."""
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())
+    """Deprecated spelling of :func:`write_image` for PNG paths; kept for one release."""
+    write_image(array, path)
 
 
-def read_image(path: Path) -> torch.Tensor:
+def read_image(path: str | Path) -> torch.Tensor:
     """An image file as RGB uint8 ``(3, H, W)``; grey, palette, CMYK and RGBA images are converted."""
     return torch.from_numpy(read_rgb(path).copy()).permute(2, 0, 1).contiguous()
 
 
-def read_label(path: Path) -> torch.Tensor:
+def read_label(path: str | Path) -> torch.Tensor:
     """A class-index mask as int64 ``(H, W)``; a colour image is an error (it holds no class indices)."""
     array = read_mask(path)
     if array.ndim != 2:

@@ -14,6 +14,11 @@ import torch
 
 from semflow.errors import SemflowInputError
 
+# The authors' release adds 0.1 * U(-0.5, 0.5) in [-1, 1] units to the pseudo-mask: beta = 0.05 * 127.5
+# = 6.375 pixel levels, whatever the palette. Small is also what segmentation wants: the perturbation is
+# part of z_t in training but absent from the states an ODE solve visits, so a large beta shifts them.
+AUTHORS_BETA = 6.375
+
 
 def check_beta(beta: float, s: float) -> None:
     """Raise unless ``0 < beta < s / 2`` (both in pixel levels)."""

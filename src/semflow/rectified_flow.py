@@ -1,42 +1,5 @@
-"""The rectified-flow path between images (t = 0) and masks (t = 1).
+"""Moved to :mod:`semflow.flow.path`; this path keeps working until semflow 0.2."""
 
-``z_t = (1 - t) z0 + t z1`` with constant velocity ``dz_t/dt = z1 - z0``; the network regresses that velocity
-with an MSE loss at ``t ~ U(0, 1)``. ``z0`` is always the image side and ``z1`` the mask side.
-"""
+from semflow._moved import moved
 
-from __future__ import annotations
-
-from dataclasses import dataclass
-
-import torch
-
-
-@dataclass
-class PathSample:
-    """A point on the path: ``t`` ``(B,)``, ``z_t`` and the velocity target ``dz_t`` ``(B, C, h, w)``."""
-
-    t: torch.Tensor
-    z_t: torch.Tensor
-    dz_t: torch.Tensor
-
-
-def sample_path(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> PathSample:
-    """Interpolate ``z_t = (1 - t) z0 + t z1``; the target velocity is ``z1 - z0``.
-
-    Args:
-        z0: image latents ``(B, C, h, w)``.
-        z1: mask latents, same shape.
-        t: times ``(B,)`` in ``[0, 1]``.
-    """
-    tb = t.view(-1, *([1] * (z0.dim() - 1))).to(z0.dtype)
-    return PathSample(t=t, z_t=(1 - tb) * z0 + tb * z1, dz_t=z1 - z0)
-
-
-def sample_time(batch: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``t ~ U(0, 1)``, shape ``(batch,)``."""
-    return torch.rand(batch, device=device, generator=generator)
-
-
-def flow_matching_loss(prediction: torch.Tensor, path: PathSample) -> torch.Tensor:
-    """Mean squared error between the predicted and the target velocity (a scalar)."""
-    return torch.mean((prediction.float() - path.dz_t.float()) ** 2)
+__getattr__ = moved(__name__, "semflow.flow.path")

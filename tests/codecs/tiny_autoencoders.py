@@ -1,4 +1,4 @@
-"""Fixtures for the codec tests: tiny random diffusers autoencoders written to disk the way users have them.
+"""Fixtures for the codec tests: the tiny autoencoders of ``tests/tiny.py`` written to disk, and one thread.
 
 A helper module rather than ``conftest.py``: ``tests/`` is not a package, so a second ``conftest.py`` here
 would shadow ``tests/conftest.py`` for ``from conftest import ...``, and this folder cannot be a package
@@ -11,39 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import AutoencoderKL, AutoencoderTiny
-
-def write_tiny_kl(folder: Path, scaling_factor: float = 0.5, shift_factor: float | None = 0.25) -> AutoencoderKL:
-    """A 2x-downsampling AutoencoderKL with 4 latent channels, saved as ``config.json`` + safetensors."""
-    torch.manual_seed(0)
-    vae = AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        block_out_channels=(8, 16),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=4,
-        sample_size=16,
-        scaling_factor=scaling_factor,
-        shift_factor=shift_factor,
-    ).eval()
-    vae.save_pretrained(folder, safe_serialization=True)
-    return vae
-
-
-def write_tiny_taesd_diffusers(folder: Path) -> AutoencoderTiny:
-    """A 2x-downsampling AutoencoderTiny with 4 latent channels, saved in diffusers layout."""
-    torch.manual_seed(0)
-    vae = AutoencoderTiny(
-        encoder_block_out_channels=(8, 8),
-        decoder_block_out_channels=(8, 8),
-        num_encoder_blocks=(1, 1),
-        num_decoder_blocks=(1, 1),
-        latent_channels=4,
-    ).eval()
-    vae.save_pretrained(folder, safe_serialization=True)
-    return vae
-
+from tiny import write_tiny_kl, write_tiny_taesd_diffusers
 
 @pytest.fixture
 def make_kl() -> object:

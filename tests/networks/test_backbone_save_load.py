@@ -12,7 +12,7 @@ from semflow.config import ModelConfig
 from semflow.data import open_dataset
 from semflow.errors import SemflowInputError
 from semflow.networks.null_embedding import save_null_embedding
-from semflow.pipeline import SemFlowPipeline
+from semflow.models.semflow import SemFlowPipeline
 from tiny_sd import TINY_COND_UNET, TINY_UNET2D, _one_thread, null_embedding, tiny_sd  # noqa: F401 - fixtures
 
 SIZE = 16

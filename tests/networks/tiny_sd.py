@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import AutoencoderKL, UNet2DConditionModel
-from conftest import TINY_NETWORK
+from diffusers import AutoencoderKL, UNet2DConditionModel  # noqa: F401
+from tiny import TINY_NETWORK, tiny_kl
 
 # Text embedding width of the tiny text encoder and UNet (SD1.5: 768).
 WIDTH = 16
@@ -37,16 +37,7 @@ TINY_UNET2D = TINY_NETWORK
 
 def tiny_vae() -> AutoencoderKL:
     """A 2x-downsampling AutoencoderKL with SD's 4 latent channels and scaling factor."""
-    return AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-        block_out_channels=(8, 16),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=4,
-        sample_size=16,
-        scaling_factor=0.18215,
-    ).eval()
+    return tiny_kl(scaling_factor=0.18215, shift_factor=None)
 
 
 def tiny_unet(seed: int) -> UNet2DConditionModel:

@@ -10,9 +10,10 @@ import torch
 
 from semflow.errors import SemflowInputError
 
+from semflow.flow.solver import SOLVERS
+
 if TYPE_CHECKING:
-    from semflow.pipeline import SemFlowPipeline
-from semflow.solver import STEPPERS
+    from semflow.models.base import Segmenter
 
 
 def add_device_arg(parser: argparse.ArgumentParser) -> None:
@@ -23,10 +24,10 @@ def add_device_arg(parser: argparse.ArgumentParser) -> None:
 def add_solver_arg(parser: argparse.ArgumentParser, segmenters: bool = False) -> None:
     """``--solver``: SemFlow's ODE solvers; with ``segmenters`` also the baselines' samplers (default: the model's own)."""
     if not segmenters:
-        parser.add_argument("--solver", default="euler", choices=sorted(STEPPERS),
+        parser.add_argument("--solver", default="euler", choices=SOLVERS,
                             help="ODE solver: euler (the paper), heun or midpoint (2 network calls per step)")
         return
-    from semflow.methods import all_solvers
+    from semflow.models.base import all_solvers
 
     parser.add_argument("--solver", choices=all_solvers(),
                         help="semflow models: euler (default, the paper), heun or midpoint; dsm models: ddim (default) "
@@ -68,9 +69,9 @@ def positive_int(text: str) -> int:
     return value
 
 
-def load_pipeline(model: Path, device: str | torch.device) -> SemFlowPipeline:
+def load_pipeline(model: Path, device: str | torch.device) -> Segmenter:
     """A model folder, loaded and moved to ``device`` (a ``--device`` name or a torch device), in eval mode."""
-    from semflow.pipeline import SemFlowPipeline
+    from semflow.models.base import Segmenter
 
     device = device if isinstance(device, torch.device) else pick_device(device)
-    return SemFlowPipeline.from_pretrained(model).to(device).eval()
+    return Segmenter.from_pretrained(model).to(device).eval()

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from semflow.cli.common import positive_int
+from semflow.config import demo_config  # noqa: F401  (its old home)
 
 DEMO_STEPS = [1, 2, 5, 10, 25]
 # Share of the time budget kept for evaluation, synthesis and the report (measured: ~40 s at 32x32).
@@ -32,31 +33,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def demo_config(size: int, seed: int):
-    """The demo's model and training configuration (pixel space, small UNet)."""
-    from semflow.config import ModelConfig, PaletteConfig, RunConfig, TrainConfig
-
-    model = ModelConfig(
-        size=[size, size],
-        # 5 classes: the spread palette puts them on cube corners, 255 levels apart; the authors' k=6, s=50
-        # would give five shades of blue 50 levels apart (see README: "Which palette").
-        palette=PaletteConfig(kind="spread"),
-        # Measured on 2 CPU cores: ~0.2 s a step at batch 16, enough steps in 4 minutes to learn the shapes.
-        network_args={"block_out_channels": [16, 32, 64]},
-    )
-    train = TrainConfig(data=f"shapes:size={size}", batch_size=16, lr=2e-3, warmup_steps=50, seed=seed,
-                        log_every=10, checkpoint_every=0)
-    return RunConfig(model=model, train=train)
-
-
 def calibrate_steps(config, budget_seconds: float) -> int:
     """Training steps that fit ``budget_seconds``, from the timing of a few steps of the same model."""
     from semflow.data import open_dataset
-    from semflow.pipeline import SemFlowPipeline
+    from semflow.models.base import Segmenter
 
     dataset = open_dataset(config.train.data, "train")
-    pipe = SemFlowPipeline.from_config(config.model, dataset.info)
-    opt = torch.optim.AdamW(pipe.velocity.parameters(), lr=1e-4)
+    pipe = Segmenter.from_config(config.model, dataset.info)
+    opt = torch.optim.AdamW(pipe.trainable.parameters(), lr=1e-4)
     batch = [dataset[i] for i in range(config.train.batch_size)]
     images = torch.stack([b["image"] for b in batch]).float() / 255
     labels = torch.stack([b["label"] for b in batch])
@@ -75,10 +59,10 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from semflow.cli.report import write_report
-    from semflow.cli.trainer import train
+    from semflow.training import train
     from semflow.config import save_json
     from semflow.data import open_dataset
-    from semflow.evaluation import evaluate_segmentation
+    from semflow.evaluation.segmentation import evaluate_segmentation
     from semflow.errors import SemflowInputError
 
     if args.minutes <= 0:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semflow.io import atomic_save_png, read_label
+from semflow.io import read_label, write_image
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,6 +31,6 @@ def run(args: argparse.Namespace) -> int:
         rgb = palette.encode(label)
     except SemflowInputError as err:
         raise SemflowInputError(f"{args.mask}: {err}") from None
-    atomic_save_png(args.out, np.ascontiguousarray(rgb.round().byte().permute(1, 2, 0).numpy()))
+    write_image(np.ascontiguousarray(rgb.round().byte().permute(1, 2, 0).numpy()), args.out)
     print(f"wrote {args.out}")
     return 0

@@ -52,9 +52,9 @@ def format_table(metrics: dict, solver: str | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from semflow.cli.parallel import inference_device, my_share, process_state
-    from semflow.cli.trainer import BAD_FILES, report_bad_files
     from semflow.data import open_dataset
-    from semflow.evaluation import EvaluationResult, check_compatible, check_steps, evaluate_segmentation
+    from semflow.data.paired import BAD_FILES, report_bad_files
+    from semflow.evaluation.segmentation import EvaluationResult, check_compatible, check_steps, evaluate_segmentation
 
     state = process_state()
     steps = parse_steps(args.steps)

@@ -14,11 +14,10 @@ import argparse
 from pathlib import Path
 
 from semflow.cli.common import positive_int
+from semflow.perturbation import AUTHORS_BETA
 
 # The authors' data sets this command knows the classes of (module.data.celeb in their release).
 DATASETS = ("celebamask",)
-# The authors add 0.1 * (U(0, 1) - 0.5) to pseudo-masks in [-1, 1] units: 0.05 * 127.5 = 6.375 pixel levels.
-AUTHORS_BETA = 6.375
 AUTHORS_PALETTE = (6, 50)
 AUTHORS_SIZE = (512, 512)
 WEIGHT_SUFFIXES = (".bin", ".safetensors")
@@ -67,7 +66,7 @@ def authors_weights(unet: Path, sd: Path) -> tuple[Path, Path | None]:
 def run(args: argparse.Namespace) -> int:
     from semflow.config import ModelConfig, PaletteConfig
     from semflow.data.celebamask import INFO as CELEBAMASK
-    from semflow.pipeline import SemFlowPipeline
+    from semflow.models.semflow import SemFlowPipeline
 
     weights, unet_config = authors_weights(args.unet, args.sd)
     network_args: dict[str, str] = {"pretrained": str(weights.resolve())}

@@ -20,9 +20,9 @@ from typing import Any
 import torch
 
 from semflow.cli.common import add_device_arg, parse_steps, positive_int
+from semflow.config import METHODS
 from semflow.errors import SemflowInputError
 
-METHODS = ("semflow", "dsm", "discriminative")
 # The demo's UNet (0.7M parameters): three models train in well under an hour on 2 CPU cores at 48x64. Any
 # --set model.network... replaces it.
 DEFAULT_NETWORK = {"block_out_channels": [16, 32, 64]}
@@ -83,9 +83,9 @@ def run_config(args: argparse.Namespace, method: str):
 
 def train_or_reuse(args: argparse.Namespace, method: str) -> tuple[Any, dict[str, Any]]:
     """The trained model of ``method`` under OUT/models, and how it came about."""
-    from semflow.cli.trainer import TRAIN_CONFIG_FILE, train
+    from semflow.training import TRAIN_CONFIG_FILE, train
     from semflow.config import to_dict
-    from semflow.pipeline import SemFlowPipeline
+    from semflow.models.base import Segmenter
 
     config = run_config(args, method)
     folder = args.out / "models" / method
@@ -99,7 +99,7 @@ def train_or_reuse(args: argparse.Namespace, method: str) -> tuple[Any, dict[str
                                     "give another --out, or --retrain to replace it")
         if _finished(folder, config):
             print(f"semflow bench paper: reusing {folder}")
-            return SemFlowPipeline.from_pretrained(folder), {"reused": True}
+            return Segmenter.from_pretrained(folder), {"reused": True}
     print(f"semflow bench paper: training {method} ({config.train.steps} steps) in {folder}")
     began = time.perf_counter()
     pipe, result = train(config, folder, progress_bar=not args.no_progress,
@@ -112,8 +112,8 @@ def train_or_reuse(args: argparse.Namespace, method: str) -> tuple[Any, dict[str
 
 def _finished(folder: Path, config) -> bool:
     """The model folder's last logged step is the configured number of steps."""
-    from semflow.cli.trainer import LOSS_FILE
-    from semflow.pipeline import CONFIG_NAME
+    from semflow.models.base import CONFIG_NAME
+    from semflow.training.history import LOSS_FILE
 
     loss = folder / LOSS_FILE
     if not (folder / CONFIG_NAME).is_file() or not loss.is_file():
@@ -131,7 +131,7 @@ def test_indices(count: int, wanted: int) -> list[int] | None:
 
 def perceptual_metrics(args: argparse.Namespace, device: torch.device) -> tuple[Any, Any, list[str]]:
     """FID and LPIPS metric objects where the extra and the weights exist; otherwise ``None`` and why."""
-    from semflow.perceptual import make_fid, make_lpips
+    from semflow.evaluation.perceptual import make_fid, make_lpips
 
     if args.no_fid:
         return None, None, ["FID/LPIPS skipped (--no-fid)"]
@@ -159,8 +159,8 @@ def run(args: argparse.Namespace) -> int:
     from semflow.cli.evaluate import default_split
     from semflow.cli.paper_report import write_results
     from semflow.data import open_dataset
-    from semflow.evaluation import evaluate_segmentation
-    from semflow.synthesis_evaluation import evaluate_synthesis
+    from semflow.evaluation.segmentation import evaluate_segmentation
+    from semflow.evaluation.synthesis import evaluate_synthesis
 
     began = time.perf_counter()
     steps = parse_steps(args.steps)

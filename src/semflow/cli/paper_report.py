@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from semflow.io import atomic_write_bytes
+from semflow.io import write_bytes
 
 NAMES = {"semflow": "SemFlow", "dsm": "DSM", "discriminative": "Discriminative"}
 SOLVER_NAMES = {"euler": "Euler", "heun": "Heun", "ddim": "DDIM", "ddpm": "DDPM", "forward": "one pass"}
@@ -138,6 +138,6 @@ def write_results(results: dict[str, Any], out: Path) -> None:
     """``out/paper.json``, ``out/paper.md`` and ``out/paper.png``, each written atomically."""
     results["checks"] = shape_checks(results)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "paper.json", (json.dumps(results, indent=2) + "\n").encode())
-    atomic_write_bytes(out / "paper.md", markdown(results).encode())
-    atomic_write_bytes(out / "paper.png", plot(results))
+    write_bytes((json.dumps(results, indent=2) + "\n").encode(), out / "paper.json")
+    write_bytes(markdown(results).encode(), out / "paper.md")
+    write_bytes(plot(results), out / "paper.png")

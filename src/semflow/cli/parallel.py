@@ -6,31 +6,16 @@ Accelerate is imported only when a command runs, never by the library.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import torch
 
 from semflow.cli.common import pick_device
 from semflow.errors import SemflowInputError
+from semflow.training.launcher import launched_processes, multiprocess_without_accelerator
 
 if TYPE_CHECKING:
     from accelerate import PartialState
-
-
-def multiprocess_without_accelerator() -> bool:
-    """A launcher started several processes (``WORLD_SIZE > 1``) on a machine with no GPU-like device.
-
-    Accelerate then runs each process alone (``DistributedType.NO``) unless told to use the CPU, so
-    ``accelerate launch --multi_gpu`` or ``torchrun`` on a CPU machine would silently run N copies.
-    """
-    has_device = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
-    return launched_processes() > 1 and not has_device
-
-
-def launched_processes() -> int:
-    """How many processes the launcher says it started (``WORLD_SIZE``; 1 without a launcher)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def process_state() -> PartialState:

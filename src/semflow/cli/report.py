@@ -11,15 +11,16 @@ import numpy as np
 import torch
 
 from semflow.data.base import SegmentationDataset
-from semflow.io import atomic_save_png, atomic_write_bytes
-from semflow.pipeline import SemFlowPipeline
+from semflow.io import write_bytes, write_image
+from semflow.models.base import Segmenter
+from semflow.models.semflow import SemFlowPipeline
 
 SAMPLES_PER_MASK = 4
 GRID_ROWS = 4
 TRAJECTORY_STEPS = 10
 
 
-def colorize(labels: torch.Tensor, pipe: SemFlowPipeline) -> np.ndarray:
+def colorize(labels: torch.Tensor, pipe: Segmenter) -> np.ndarray:
     """Class map ``(H, W)`` to RGB uint8 ``(H, W, 3)`` in the data set's colours (the palette's otherwise)."""
     info = pipe.dataset
     colors = torch.tensor(info.colors, dtype=torch.float32) if info.colors else pipe.palette.colors
@@ -60,7 +61,7 @@ def plot_miou(metrics: dict[str, Any], path: Path) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    write_bytes(buffer.getvalue(), path)
 
 
 def _img(src: str, title: str = "") -> str:
@@ -89,17 +90,17 @@ def write_report(out: Path, pipe: SemFlowPipeline, dataset: SegmentationDataset,
             ("seg1", colorize(seg1[i], pipe), "segmented, 1 step"),
             ("seg25", colorize(seg25[i], pipe), "segmented, 25 steps"),
         ):
-            atomic_save_png(images_dir / f"{name}_{suffix}.png", array)
+            write_image(array, images_dir / f"{name}_{suffix}.png")
             cells.append(_img(f"images/{name}_{suffix}.png", title))
         for k in range(SAMPLES_PER_MASK):
-            atomic_save_png(images_dir / f"{name}_synth{k}.png", to_rgb(synth[i, k]))
+            write_image(to_rgb(synth[i, k]), images_dir / f"{name}_synth{k}.png")
             cells.append(_img(f"images/{name}_synth{k}.png", f"synthesized #{k}"))
         rows.append('<div class="row">' + "".join(cells) + "</div>")
 
     trajectory = pipe.segment(images[:1], steps=TRAJECTORY_STEPS, return_trajectory=True).trajectory
     strip = []
     for j, frame in enumerate(trajectory[:, 0]):  # type: ignore[index]
-        atomic_save_png(images_dir / f"trajectory_{j:02d}.png", levels_to_rgb(frame))
+        write_image(levels_to_rgb(frame), images_dir / f"trajectory_{j:02d}.png")
         strip.append(_img(f"images/trajectory_{j:02d}.png", f"t = {j / TRAJECTORY_STEPS:.1f}"))
 
     plot_miou(metrics, out / "miou_vs_steps.png")
@@ -139,5 +140,5 @@ synthesis runs it backward from a freshly perturbed pseudo-mask, so one mask giv
 </body></html>
 """
     path = out / "index.html"
-    atomic_write_bytes(path, page.encode())
+    write_bytes(page.encode(), path)
     return path

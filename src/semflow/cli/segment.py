@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from semflow.cli.common import add_device_arg, add_solver_arg, load_pipeline, positive_int
 from semflow.cli.speed import add_speed_args, apply_speed_args
 from semflow.errors import SemflowInputError
-from semflow.io import atomic_save_png, list_images, read_image
+from semflow.io import list_images, read_image, write_image
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +48,7 @@ def unique_stems(paths: list[Path]) -> None:
 def label_png(labels: np.ndarray, path: Path) -> None:
     """Class indices as an 8-bit PNG (16-bit when there are more than 256 labels)."""
     dtype = np.uint8 if labels.max(initial=0) < 256 else np.uint16
-    atomic_save_png(path, labels.astype(dtype))
+    write_image(labels.astype(dtype), path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,9 +85,9 @@ def run(args: argparse.Namespace) -> int:
             labels = resize_label(out.labels[i].cpu(), size)
             label_png(to_file_ids(labels, pipe.dataset), args.out / f"{path.stem}.png")
             if pipe.dataset.colors is not None:
-                atomic_save_png(args.out / f"{path.stem}_vis.png", colorize(labels, pipe))
+                write_image(colorize(labels, pipe), args.out / f"{path.stem}_vis.png")
             color = resize_label(colors[i], size).permute(1, 2, 0).numpy()
-            atomic_save_png(args.out / f"{path.stem}_color.png", np.ascontiguousarray(color))
+            write_image(np.ascontiguousarray(color), args.out / f"{path.stem}_color.png")
     state.wait_for_everyone()
     if state.is_main_process:
         split = f" in {state.num_processes} processes" if state.num_processes > 1 else ""

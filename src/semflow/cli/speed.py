@@ -1,11 +1,5 @@
-"""Inference speed options shared by ``segment``, ``synthesize`` and ``evaluate``: precision, memory layout and
-``torch.compile``, each measured by ``bench/segment_latency.py`` (numbers in ``docs/distributed.md``).
-
-Defaults follow the measurements on the project's 2-core CPU (AMD EPYC, AVX2, no AVX512-BF16/AMX): channels-last
-is on for the CPU (11-30% faster segmentation); bf16 autocast is off (20x slower there, having no bf16 units;
-recent GPUs and CPUs with AMX are another matter); ``torch.compile`` is off (tens of seconds to compile, no
-gain on one thread). On GPUs, where nothing was measured here, everything is off unless asked for.
-"""
+"""``--dtype``, ``--channels-last`` and ``--compile`` for ``segment``, ``synthesize`` and ``evaluate``; what they
+do is :func:`semflow.speed.speed_up` (the measurements behind the defaults are in its docstring)."""
 
 from __future__ import annotations
 
@@ -13,12 +7,10 @@ import argparse
 import contextlib
 from typing import TYPE_CHECKING
 
-import torch
+from semflow.speed import DTYPES, speed_up
 
 if TYPE_CHECKING:
-    from semflow.pipeline import SemFlowPipeline
-
-DTYPES = {"fp32": None, "bf16": torch.bfloat16}
+    from semflow.models.base import Segmenter
 
 
 def add_speed_args(parser: argparse.ArgumentParser) -> None:
@@ -33,18 +25,6 @@ def add_speed_args(parser: argparse.ArgumentParser) -> None:
                              "tens of seconds)")
 
 
-def apply_speed_args(pipe: SemFlowPipeline, args: argparse.Namespace) -> contextlib.AbstractContextManager:
-    """Apply ``--channels-last`` and ``--compile`` to ``pipe`` in place; return the context to run it in
-    (``torch.autocast`` for ``--dtype bf16``, else nothing).
-
-    The weights stay float32 under bf16 autocast, so the Euler updates ``z + dt * v`` accumulate in float32.
-    """
-    device = next(pipe.parameters()).device
-    if args.channels_last or (args.channels_last is None and device.type == "cpu"):
-        pipe.to(memory_format=torch.channels_last)
-    if args.compile:
-        pipe.velocity.network.compile()
-    dtype = DTYPES[args.dtype]
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+def apply_speed_args(pipe: Segmenter, args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """:func:`semflow.speed.speed_up` with the parsed flags."""
+    return speed_up(pipe, dtype=args.dtype, channels_last=args.channels_last, compile=args.compile)

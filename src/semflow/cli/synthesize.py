@@ -1,7 +1,8 @@
 """``semflow synthesize``: class-index mask PNGs to K images each (t = 1 to 0).
 
 The perturbations of mask ``i`` (its position in the sorted input list) come from a generator seeded by
-``(--seed, i)``: the same images whatever ``--batch-size``, and under ``accelerate launch``/``torchrun``, where
+``(--seed, i)`` (:func:`semflow.seeding.make_generator`, as :func:`semflow.evaluation.synthesis.evaluate_synthesis`
+gives the ``i``-th mask of a split): the same images whatever ``--batch-size``, and under ``accelerate launch``/``torchrun``, where
 each process synthesizes from a contiguous share of the masks, whatever the number of processes.
 """
 
@@ -19,7 +20,8 @@ from semflow.cli.segment import unique_stems
 from semflow.cli.speed import add_speed_args, apply_speed_args
 from semflow.data.transforms import resize_image, resize_label
 from semflow.errors import SemflowInputError
-from semflow.io import atomic_save_png, list_images, read_label
+from semflow.io import list_images, read_label, write_image
+from semflow.seeding import make_generator
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,13 +39,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def mask_generator(seed: int, index: int) -> torch.Generator:
-    """The generator of input ``index``'s perturbations: a function of ``(seed, index)`` alone (numpy's
-    ``SeedSequence`` mixes them), so an image does not depend on the batch size or the number of processes."""
-    state = np.random.SeedSequence([seed % 2**64, index]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state))
-
-
 def run(args: argparse.Namespace) -> int:
     from semflow.cli.parallel import inference_device, my_share, process_state, stop_if_any_failed
 
@@ -52,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     unique_stems(paths)
     indices = my_share(state, len(paths))
     pipe = load_pipeline(args.model, inference_device(state, args.device))
-    if pipe.method != "semflow":
+    if not pipe.can_synthesize:
         raise SemflowInputError(f"{args.model} is a {pipe.method} model, which only segments; synthesis needs a "
                                 "semflow model")
     labels, error = [], None
@@ -73,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                       disable=not state.is_main_process):
         chunk = labels[start : start + args.batch_size]
         batch = torch.stack([resize_label(lab, pipe.size) for lab in chunk])
-        generators = [mask_generator(args.seed, index) for index in indices[start : start + args.batch_size]]
+        generators = [make_generator(args.seed, index) for index in indices[start : start + args.batch_size]]
         with precision:
             out = pipe.synthesize(batch, steps=args.steps, samples=args.samples, solver=args.solver,
                                   generator=generators)
@@ -83,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             images = (resize_image(out.images[i].float().cpu(), tuple(label.shape)) * 255).round().clamp(0, 255)
             for k in range(args.samples):
                 array = images[k].to(torch.uint8).permute(1, 2, 0).numpy()
-                atomic_save_png(args.out / f"{stem}_{k}.png", np.ascontiguousarray(array))
+                write_image(np.ascontiguousarray(array), args.out / f"{stem}_{k}.png")
     state.wait_for_everyone()
     if state.is_main_process:
         split = f" in {state.num_processes} processes" if state.num_processes > 1 else ""

@@ -7,14 +7,14 @@ import json
 from pathlib import Path
 
 from semflow.cli.common import positive_int
-from semflow.config import AUGMENTATIONS
+from semflow.config import AUGMENTATIONS, METHODS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train a SemFlow model (or a baseline: --method)", description=__doc__)
     p.add_argument("--data", help="data set SPEC: shapes (built-in), or KIND:PATH (default: shapes)")
     p.add_argument("--out", required=True, type=Path, help="output folder for the model, loss.csv and checkpoints")
-    p.add_argument("--method", choices=["semflow", "dsm", "discriminative"],
+    p.add_argument("--method", choices=METHODS,
                    help="semflow (default), or a baseline on the same backbone: dsm (conditional diffusion "
                         "segmenter) or discriminative (per-pixel cross-entropy)")
     p.add_argument("--config", type=Path, help="YAML/JSON file with 'model' and 'train' sections")
@@ -72,7 +72,7 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from semflow.cli.trainer import train
+    from semflow.training import train
     from semflow.config import load_run_config
 
     config = load_run_config(args.config, overrides_from_args(args))

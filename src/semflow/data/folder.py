@@ -44,11 +44,12 @@ from semflow.data.colormask import DEFAULT_TOLERANCE, ColorTable
 from semflow.data.labelmap import LabelMap
 from semflow.data.paired import BadFile, PairedDataset, match_keys, open_pairs
 from semflow.errors import SemflowInputError
+from semflow.io import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+IMAGE_EXTENSIONS = frozenset(IMAGE_SUFFIXES)
 MASK_EXTENSIONS = frozenset({".png", ".bmp", ".tif", ".tiff"})
 CLASSES_FILES = ("classes.json", "classes.yaml", "classes.yml")
 _KEYS = {"classes", "ignore_index", "ignore_color", "color_tolerance"}

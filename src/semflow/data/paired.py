@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from semflow.data.base import DatasetInfo, Sample, SegmentationDataset
-from semflow.data.imageio import image_size, read_mask, read_rgb, write_text
+from semflow.io import image_size, read_mask, read_rgb, write_text
 from semflow.errors import SemflowInputError
 
 log = logging.getLogger(__name__)
@@ -178,6 +178,21 @@ def write_bad_files(bad_files: Sequence[BadFile], path: str | Path) -> None:
     """Write ``(path, reason)`` rows as a tab-separated file with a header, atomically."""
     lines = ["path\treason"] + [f"{p}\t{reason}" for p, reason in bad_files]
     write_text("\n".join(lines) + "\n", path)
+
+
+#: Where ``train`` and ``evaluate`` list the pairs ``skip_bad`` left out.
+BAD_FILES = "bad_files.tsv"
+
+
+def report_bad_files(dataset: SegmentationDataset, path: Path, main_process: bool = True) -> None:
+    """With ``skip_bad``: warn on stderr with the count and list the left-out files in ``path``."""
+    import sys
+
+    bad = list(getattr(dataset, "bad_files", []))
+    if bad and main_process:
+        write_bad_files(bad, path)
+        print(f"warning: {len(bad)} bad file(s) left out of {dataset.info.name}/{dataset.split}; listed in {path}",
+              file=sys.stderr)
 
 
 

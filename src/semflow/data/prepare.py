@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from semflow.data import celebamask, cityscapes, cocostuff
-from semflow.data.imageio import read_rgb, write_image, write_text
+from semflow.io import read_rgb, write_image, write_text
 from semflow.data.paired import BadFile, Pair, PairedDataset, match_keys
 from semflow.errors import SemflowInputError
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from semflow.data.imageio import image_size, read_mask, read_rgb, write_image
+from semflow.io import image_size, read_mask, read_rgb, write_image
 from semflow.errors import SemflowInputError
 
 

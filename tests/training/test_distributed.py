@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 
 from semflow.cli.main import main
 
-from conftest import tiny_train_args
+from tiny import tiny_train_args
 
 pytestmark = pytest.mark.skipif(
     not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
@@ -222,7 +222,7 @@ class _FakeAccelerator:
 
 
 def test_check_in_sync_raises_when_processes_differ():
-    from semflow.cli.trainer import check_in_sync
+    from semflow.training.loop import check_in_sync
 
     layer = torch.nn.Linear(3, 2)
     total = check_in_sync(_FakeAccelerator(None), layer)
@@ -233,7 +233,7 @@ def test_check_in_sync_raises_when_processes_differ():
 
 
 def test_precision_comes_from_the_config_or_the_launcher(monkeypatch):
-    from semflow.cli.trainer import resolve_precision
+    from semflow.training.launcher import resolve_precision
     from semflow.config import TrainConfig
     from semflow.errors import SemflowInputError
 

@@ -11,14 +11,17 @@ from torch import nn
 from semflow import ModelConfig, SemFlowPipeline
 from semflow.codecs import Posterior
 from semflow.data import open_dataset
-from semflow.diffusion_segmenter import DiffusionSegmenter
-from semflow.discriminative import DiscriminativeSegmenter
+from semflow.models.dsm import DiffusionSegmenter
+from semflow.models.discriminative import DiscriminativeSegmenter
 from semflow.errors import SemflowInputError
-from semflow.evaluation import EvaluationResult, evaluate_segmentation
-from semflow.methods import all_solvers, model_class
-from semflow.synthesis_evaluation import evaluate_synthesis
+from semflow.evaluation.segmentation import EvaluationResult, evaluate_segmentation
+from semflow.config import METHODS
+from semflow.models.base import REGISTRY, Segmenter, all_solvers, model_class
+from semflow.evaluation.metrics import ConfusionMatrix
+from semflow.evaluation.synthesis import evaluate_synthesis
+from semflow.seeding import make_generator
 
-from conftest import TINY_NETWORK
+from tiny import TINY_NETWORK
 
 SIZE = 16
 INFO = open_dataset("shapes", "test").info
@@ -35,12 +38,6 @@ def batch(n=3, split="test"):
     images = torch.stack([ds[i]["image"] for i in range(n)]).float() / 255
     labels = torch.stack([ds[i]["label"] for i in range(n)])
     return images, labels
-
-
-def test_shapes_has_every_class_in_the_test_batch():
-    # The oracle checks below are only meaningful when several classes are present.
-    _, labels = batch()
-    assert len(labels.unique()) >= 3
 
 
 # ---------------------------------------------------------------------------------------------- construction
@@ -64,9 +61,32 @@ def test_subclass_from_config_refuses_another_method():
                                                    method="discriminative"), INFO)
 
 
-def test_all_solvers_lists_every_method_once():
-    assert set(all_solvers()) == {"euler", "heun", "midpoint", "ddim", "ddpm", "forward"}
-    assert len(all_solvers()) == len(set(all_solvers()))
+def test_every_listed_solver_runs_on_some_model_and_the_rest_are_refused():
+    """``all_solvers`` (the commands' --solver choices) is exactly what the models' ``segment`` accepts."""
+    images, _ = batch(1)
+    accepted = set()
+    for method in METHODS:
+        pipe = make(method).eval()
+        for solver in all_solvers():
+            try:
+                pipe.segment(images, steps=1, solver=solver)
+            except SemflowInputError as err:
+                assert solver in str(err) and method in str(err)
+            else:
+                accepted.add(solver)
+    assert accepted == set(all_solvers()) and len(all_solvers()) == len(accepted)
+
+
+def test_registry_is_filled_by_the_classes_and_loads_any_folder_through_the_base(tmp_path):
+    for method in METHODS:
+        assert model_class(method).method == method and REGISTRY[method] is model_class(method)
+        make(method).save_pretrained(tmp_path / method)
+        for entry in (Segmenter, SemFlowPipeline):  # SemFlowPipeline.from_pretrained: the public entry point
+            assert type(entry.from_pretrained(tmp_path / method)) is model_class(method)
+    assert [m for m in METHODS if model_class(m).can_synthesize] == ["semflow"]
+    assert not hasattr(make("dsm"), "synthesize")  # a sibling, not a subclass that refuses
+    with pytest.raises(SemflowInputError, match="DiffusionSegmenter"):
+        DiffusionSegmenter.from_pretrained(tmp_path / "semflow")
 
 
 @pytest.mark.parametrize("method, solver", [("dsm", "ddim"), ("dsm", "ddpm"), ("discriminative", None)])
@@ -127,7 +147,9 @@ def test_dsm_with_an_oracle_noise_predictor_returns_the_true_labels(solver, step
 
     pipe.predict_noise = oracle
     out = pipe.segment(images, steps=steps, solver=solver, return_trajectory=True)
-    assert len(calls) == steps and out.trajectory.shape == (steps, 3, 3, SIZE, SIZE)
+    # The start (decoded noise) and each step, as SemFlow's trajectory: N + 1 states.
+    assert len(calls) == steps and out.trajectory.shape == (steps + 1, 3, 3, SIZE, SIZE)
+    torch.testing.assert_close(out.trajectory[-1], out.pseudo_mask)
     assert torch.equal(out.labels, labels)
     # The final state is the clean mask latent itself (DDIM: eta = 0, final alpha 1; DDPM: no noise at the end).
     torch.testing.assert_close(out.pseudo_mask, pipe.palette.encode(labels), atol=1e-2, rtol=0)
@@ -196,13 +218,6 @@ def test_dsm_steps_below_one_raise():
         make("dsm").segment(torch.rand(1, 3, SIZE, SIZE), steps=0)
 
 
-def test_dsm_and_discriminative_do_not_synthesize():
-    _, labels = batch(1)
-    for method in ("dsm", "discriminative"):
-        with pytest.raises(SemflowInputError, match="semflow"):
-            make(method).synthesize(labels, steps=1)
-
-
 # ---------------------------------------------------------------------------------------------- discriminative
 class Logits(nn.Module):
     """A stand-in network returning fixed logits ``(B, K, h, w)`` (a parameter so the pipeline finds a device)."""
@@ -221,7 +236,7 @@ def test_discriminative_with_one_hot_logits_returns_those_labels():
     pipe = make("discriminative")
     _, labels = batch()
     oracle = Logits(10 * nn.functional.one_hot(labels, INFO.num_classes).permute(0, 3, 1, 2).float())
-    pipe.velocity.network = oracle
+    pipe.network = oracle
     big = nn.functional.interpolate(torch.rand(3, 3, SIZE, SIZE), size=(2 * SIZE, 2 * SIZE))
     out = pipe.segment(big)
     # Back at the input size by nearest neighbour; the pseudo-mask is the palette colour of each class.
@@ -240,7 +255,7 @@ def test_discriminative_loss_leaves_out_ignore_pixels():
     posterior = Posterior(mean=images * 2 - 1, std=torch.zeros_like(images))
 
     def loss(values):
-        pipe.velocity.network = Logits(values)
+        pipe.network = Logits(values)
         return pipe.posterior_training_loss(posterior, labels).detach()
 
     base = loss(logits)
@@ -344,24 +359,26 @@ def scores(result):
     return out
 
 
-def test_evaluate_synthesis_fields_are_in_range_and_seeded(synthesis_setup):
+def test_evaluate_synthesis_scores_what_synthesize_and_segment_give_by_hand(synthesis_setup):
+    """Every score recomputed from ``synthesize`` with mask ``i``'s generator ``make_generator(seed, i)`` (the one
+    ``semflow synthesize --seed`` uses) and the two models' ``segment``; and independent of the batching."""
     model, segmenter, data = synthesis_setup
-    a = evaluate_synthesis(model, data, segmenter=segmenter, steps=2, samples=2, seed=0, batch_size=3)
-    assert (a.num_masks, a.samples, a.steps) == (4, 2, 2)
-    for value in (a.sis_miou, a.cycle_miou):
-        assert 0 <= value <= 1
-    assert 0 < a.diversity_l1 <= 1  # a fresh perturbation per sample: the samples differ
-    assert a.fd_seg is not None and 0 <= a.fd_seg < float("inf")
-    assert a.fid is None and a.diversity_lpips is None and a.seconds_per_image > 0
-    assert a.notes == []
-    b = evaluate_synthesis(model, data, segmenter=segmenter, steps=2, samples=2, seed=0, batch_size=3)
-    assert scores(a) == scores(b)
-    # Mask i's perturbations depend on seed + i, not on the batching (up to float summation order).
-    rebatched = scores(evaluate_synthesis(model, data, segmenter=segmenter, steps=2, samples=2, seed=0, batch_size=2))
-    assert rebatched == {k: pytest.approx(v, rel=1e-4, abs=1e-6) if isinstance(v, float) else v
-                         for k, v in scores(a).items()}
-    c = evaluate_synthesis(model, data, segmenter=segmenter, steps=2, samples=2, seed=5, batch_size=3)
-    assert c.diversity_l1 != a.diversity_l1
+    model, segmenter = model.eval(), segmenter.eval()
+    result = evaluate_synthesis(model, data, segmenter=segmenter, steps=2, samples=2, seed=7, batch_size=4)
+    labels = torch.stack([data[i]["label"] for i in range(len(data))])
+    images = model.synthesize(labels, steps=2, samples=2,
+                              generator=[make_generator(7, i) for i in range(len(data))]).images
+    flat, repeated = images.flatten(0, 1), labels.repeat_interleave(2, 0)
+    cycle, sis = (ConfusionMatrix(INFO.num_classes, INFO.ignore_index) for _ in range(2))
+    cycle.update(model.segment(flat, steps=2).labels, repeated)
+    sis.update(segmenter.segment(flat).labels, repeated)
+    assert result.cycle_miou == pytest.approx(cycle.scores().miou, abs=1e-12)
+    assert result.sis_miou == pytest.approx(sis.scores().miou, abs=1e-12)
+    assert result.diversity_l1 == pytest.approx(float((images[:, 0] - images[:, 1]).abs().mean()), rel=1e-5)
+    assert (result.num_masks, result.samples, result.steps, result.notes) == (4, 2, 2, [])
+    rebatched = evaluate_synthesis(model, data, segmenter=segmenter, steps=2, samples=2, seed=7, batch_size=2)
+    assert rebatched.diversity_l1 == pytest.approx(result.diversity_l1, rel=1e-5)
+    assert rebatched.fd_seg == pytest.approx(result.fd_seg, rel=1e-3, abs=1e-6)
 
 
 def test_evaluate_synthesis_one_sample_and_no_segmenter(synthesis_setup):

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from semflow.metrics import ConfusionMatrix
+from semflow.evaluation.metrics import ConfusionMatrix
 
 
 def test_scores_by_hand():

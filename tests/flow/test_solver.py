@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from semflow.errors import SemflowInputError
-from semflow.rectified_flow import flow_matching_loss, sample_path
-from semflow.solver import EVALUATIONS_PER_STEP, STEPPERS, ODESolver, time_grid
+from semflow.flow.path import flow_matching_loss, sample_path
+from semflow.flow.solver import EVALUATIONS_PER_STEP, STEPPERS, ODESolver, time_grid
 
 
 def test_constant_field_carries_x0_to_x1_in_one_euler_step():

@@ -2,7 +2,7 @@
 
 Images are resized to the model's size; each prediction is resized back to its label's original size by
 nearest neighbour and scored there; one confusion matrix per step count accumulates the whole split. Any model
-of :mod:`semflow.methods` is scored the same way. Split across processes, each scores its share and the
+of :mod:`semflow.models` is scored the same way. Split across processes, each scores its share and the
 confusion matrices (never per-image means) are summed with :meth:`EvaluationResult.merge`.
 """
 
@@ -18,8 +18,8 @@ from torch.utils.data import DataLoader, Subset
 from semflow.data.base import SegmentationDataset
 from semflow.data.transforms import eval_transform, resize_label
 from semflow.errors import SemflowInputError
-from semflow.metrics import ConfusionMatrix, SegmentationScores
-from semflow.pipeline import SemFlowPipeline
+from semflow.evaluation.metrics import ConfusionMatrix, SegmentationScores
+from semflow.models.base import Segmenter
 
 
 @dataclass
@@ -65,7 +65,7 @@ class EvaluationResult:
         }
 
 
-def check_compatible(pipeline: SemFlowPipeline, dataset: SegmentationDataset) -> None:
+def check_compatible(pipeline: Segmenter, dataset: SegmentationDataset) -> None:
     """Raise unless the data set has the model's class list and ignore index."""
     model, data = pipeline.dataset, dataset.info
     if tuple(model.class_names) != tuple(data.class_names) or model.ignore_index != data.ignore_index:
@@ -76,7 +76,7 @@ def check_compatible(pipeline: SemFlowPipeline, dataset: SegmentationDataset) ->
         )
 
 
-def check_steps(pipeline: SemFlowPipeline, steps: Iterable[int]) -> list[int]:
+def check_steps(pipeline: Segmenter, steps: Iterable[int]) -> list[int]:
     """Sorted distinct step counts, each ``>= 1``; just ``[1]`` for a one-pass model (steps do not apply)."""
     steps = sorted(set(int(n) for n in steps))
     if not steps or steps[0] < 1:
@@ -94,7 +94,7 @@ def collate_at_size(batch: list[dict[str, Any]], size: tuple[int, int]) -> dict[
 
 
 def evaluate_segmentation(
-    pipeline: SemFlowPipeline,
+    pipeline: Segmenter,
     dataset: SegmentationDataset,
     steps: Iterable[int],
     solver: str | None = None,
@@ -106,7 +106,7 @@ def evaluate_segmentation(
     """Segment every image of ``dataset`` with ``N`` steps for each ``N`` in ``steps`` and score it.
 
     Args:
-        pipeline: the model (its device is used): SemFlow or a baseline of :mod:`semflow.methods`.
+        pipeline: the model (its device is used): any :class:`~semflow.models.base.Segmenter`.
         dataset: the split to score; must have the model's class list.
         steps: step counts, each ``>= 1`` (one-pass models are scored once, under ``1``).
         solver: one of the model's ``SOLVERS`` (default its ``DEFAULT_SOLVER``).

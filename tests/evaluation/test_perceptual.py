@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from semflow.errors import SemflowInputError
-from semflow.perceptual import (
+from semflow.evaluation.perceptual import (
     FID_WEIGHTS_URL,
     MissingMetricDependency,
     MissingMetricWeights,
@@ -136,7 +136,7 @@ def test_make_fid_passes_the_file_and_normalize(tmp_path: Path, monkeypatch: pyt
     import torchmetrics.image.fid
 
     built = {}
-    monkeypatch.setattr("semflow.perceptual._require", lambda *args: None)
+    monkeypatch.setattr("semflow.evaluation.perceptual._require", lambda *args: None)
     monkeypatch.setattr(torchmetrics.image.fid, "FrechetInceptionDistance", lambda **kwargs: built.update(kwargs))
     weights = dummy(tmp_path / "inception.pth")
     make_fid(weights)
@@ -158,7 +158,7 @@ def test_make_lpips_shows_torchvision_the_file_only_while_building(
         seen.update(kwargs, content=checkpoint.read_bytes())
         return torch.nn.Module()
 
-    monkeypatch.setattr("semflow.perceptual._require", lambda *args: None)
+    monkeypatch.setattr("semflow.evaluation.perceptual._require", lambda *args: None)
     monkeypatch.setattr(torchmetrics.image.lpip, "LearnedPerceptualImagePatchSimilarity", fake_lpips)
     make_lpips("vgg", weights=dummy(tmp_path / "renamed.pth"), device="cpu")
     assert seen == {"net_type": "vgg", "reduction": "none", "normalize": True, "content": b"not really weights"}

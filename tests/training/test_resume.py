@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from semflow.cli.main import main
 
-from conftest import tiny_train_args
+from tiny import tiny_train_args
 
 STEPS = 24
 ARGS = ["--set", "train.checkpoint_every=4", "--set", "train.log_every=1", "--ema-decay", "0.9"]

@@ -4,18 +4,17 @@ import json
 
 import pytest
 import torch
-from diffusers import AutoencoderKL
 from safetensors.torch import load_file
 
 from semflow.cli.main import main
 from semflow.codecs import PixelCodec
 from semflow.config import load_run_config
 from semflow.data import open_dataset
-from semflow.data.latents import PosteriorCache
+from semflow.training.latents import PosteriorCache
 from semflow.data.transforms import resize_pair
 from semflow.errors import SemflowInputError
 
-from conftest import tiny_train_args
+from tiny import tiny_train_args, write_tiny_kl
 
 DATA = "shapes:size=20,length=12"  # 20 px originals: resized to the 16 px model size, not just copied
 
@@ -54,14 +53,6 @@ def test_cache_needs_inputs_that_do_not_change():
         load_run_config(None, ["train.cache_latents=true"])
     with pytest.raises(SemflowInputError, match="train.augment"):
         load_run_config(None, ["train.augment=crop"])
-
-
-def write_tiny_kl(folder):
-    """A stochastic latent codec (std > 0), 2x downsampling, 4 channels."""
-    torch.manual_seed(0)
-    AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
-                  block_out_channels=(8, 16), layers_per_block=1, latent_channels=4, norm_num_groups=4,
-                  sample_size=16).save_pretrained(folder, safe_serialization=True)
 
 
 @pytest.mark.parametrize("codec", ["pixel", "autoencoder-kl"])

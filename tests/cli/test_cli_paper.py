@@ -13,11 +13,11 @@ from PIL import Image
 
 from semflow.cli.main import build_parser, main
 from semflow.data import open_dataset
-from semflow.diffusion_segmenter import DiffusionSegmenter
-from semflow.discriminative import DiscriminativeSegmenter
-from semflow.pipeline import SemFlowPipeline
+from semflow.models.dsm import DiffusionSegmenter
+from semflow.models.discriminative import DiscriminativeSegmenter
+from semflow.models.semflow import SemFlowPipeline
 
-from conftest import TINY_NETWORK, tiny_train_args
+from tiny import TINY_NETWORK, tiny_train_args
 
 DATA = "shapes:size=16,length=12"
 METHODS = ("semflow", "dsm", "discriminative")

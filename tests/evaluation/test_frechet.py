@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from semflow.errors import SemflowInputError
-from semflow.frechet import FeatureStatistics, frechet_distance, frechet_distance_between
+from semflow.evaluation.frechet import FeatureStatistics, frechet_distance, frechet_distance_between
 
 
 def scipy_frechet(mu1: np.ndarray, s1: np.ndarray, mu2: np.ndarray, s2: np.ndarray) -> float:

@@ -1,15 +1,10 @@
 """``--dtype``, ``--channels-last`` and ``--compile`` on the inference commands."""
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from semflow.cli.main import main
-from semflow.cli.speed import apply_speed_args
-from semflow.pipeline import SemFlowPipeline
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +31,3 @@ def test_layout_and_precision_change_the_pseudo_masks_only_by_rounding(tiny_mode
     assert np.abs(pseudo_masks(tmp_path / "channels-last") - reference).max() <= 1
     # bf16 keeps 8 bits of mantissa in the products; the Euler state stays float32.
     assert np.abs(pseudo_masks(tmp_path / "bf16") - reference).mean() < 3
-
-
-@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # torch's own import
-def test_options_are_applied_the_way_the_commands_apply_them(tiny_model):
-    pipe = SemFlowPipeline.from_pretrained(tiny_model)
-    conv = pipe.network.conv_in.weight
-    context = apply_speed_args(pipe, SimpleNamespace(dtype="bf16", channels_last=None, compile=True))
-    assert conv.is_contiguous(memory_format=torch.channels_last)  # the CPU default
-    assert pipe.network._compiled_call_impl is not None  # compiled lazily, at the first call
-    assert isinstance(context, torch.autocast) and context.fast_dtype == torch.bfloat16
-    plain = SemFlowPipeline.from_pretrained(tiny_model)
-    apply_speed_args(plain, SimpleNamespace(dtype="fp32", channels_last=False, compile=False))
-    assert plain.network.conv_in.weight.is_contiguous()

@@ -9,7 +9,7 @@ from PIL import Image
 from semflow.cli.main import main
 from semflow.data import open_dataset
 
-from conftest import tiny_train_args
+from tiny import tiny_train_args
 
 
 def write_samples(folder, n=3, size=20):

@@ -8,9 +8,9 @@ from torch import nn
 from semflow import ModelConfig, SemFlowPipeline
 from semflow.data import open_dataset
 from semflow.errors import SemflowInputError
-from semflow.velocity import VelocityModel
+from semflow.flow.velocity import VelocityModel
 
-from conftest import TINY_NETWORK
+from tiny import TINY_NETWORK
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from semflow.diversity import mean_pairwise_distance
+from semflow.evaluation.diversity import mean_pairwise_distance
 from semflow.errors import SemflowInputError
 
 

@@ -1,0 +1,324 @@
+"""What every segmenter shares: codec, palette, data-set info, the model folder, and the registry of methods.
+
+A model is a :class:`Segmenter` subclass that registers itself under the ``model.method`` it implements
+(``class DiffusionSegmenter(Segmenter, method="dsm")``). SemFlow (:mod:`semflow.models.semflow`, which adds
+synthesis), DSM (:mod:`semflow.models.dsm`) and the discriminative baseline (:mod:`semflow.models.discriminative`)
+are siblings behind this interface: they segment, have a training loss and live in one folder format.
+
+A trained model is a folder (see :meth:`Segmenter.save_pretrained`) that alone is enough to run it; loading it
+gives the class its ``model.method`` names. This module imports none of the models: the class of a method not
+yet imported is found by the convention that ``method`` lives in ``semflow.models.<method>``.
+The models follow the device and dtype of their network; they never choose a device.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from semflow._version import __version__
+from semflow.codecs import Codec, Posterior, codec_class, load_codec
+from semflow.config import METHODS, ModelConfig, from_dict, to_dict
+from semflow.data.base import DatasetInfo
+from semflow.data.transforms import resize_image, resize_label
+from semflow.errors import SemflowInputError
+from semflow.networks import build_network, load_network
+from semflow.palette import Palette
+from semflow.perturbation import AUTHORS_BETA, check_beta, perturb
+
+CONFIG_NAME = "semflow_config.json"
+NETWORK_DIR = "network"
+CODEC_DIR = "codec"
+FORMAT_VERSION = 1
+
+#: ``model.method`` to its class, filled by :meth:`Segmenter.__init_subclass__`.
+REGISTRY: dict[str, type[Segmenter]] = {}
+
+
+@dataclass
+class SegmentationOutput:
+    """``labels``: int64 ``(B, H, W)`` at the input size; ``pseudo_mask``: float ``(B, 3, h, w)`` pixel
+    levels at the model size (``D(z1)``, unclamped); ``trajectory``: ``(N+1, B, 3, h, w)`` decoded
+    pseudo-mask levels at the start and after each of the ``N`` steps, or ``None`` (one-pass models, or
+    not asked for)."""
+
+    labels: torch.Tensor
+    pseudo_mask: torch.Tensor
+    trajectory: torch.Tensor | None = None
+
+
+def make_palette(config: ModelConfig, info: DatasetInfo) -> Palette:
+    """The palette a model config asks for, for the data set's classes."""
+    if config.palette.kind == "spread":
+        return Palette.spread(info.num_classes, ignore_index=info.ignore_index)
+    return Palette(info.num_classes, k=config.palette.k, s=config.palette.s, ignore_index=info.ignore_index)
+
+
+def resolve_beta(config: ModelConfig, palette: Palette) -> float:
+    """``config.beta`` checked against ``0 < beta < s/2``; ``None`` gives :data:`AUTHORS_BETA` (or ``s/4`` for
+    palettes too fine for it)."""
+    beta = min(AUTHORS_BETA, palette.s / 4) if config.beta is None else float(config.beta)
+    check_beta(beta, palette.s)
+    return beta
+
+
+def model_class(method: str) -> type[Segmenter]:
+    """The class registered for ``method`` (importing ``semflow.models.<method>`` when needed)."""
+    if method not in METHODS:
+        raise SemflowInputError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    if method not in REGISTRY:
+        importlib.import_module(f"semflow.models.{method}")
+    return REGISTRY[method]
+
+
+def all_solvers() -> tuple[str, ...]:
+    """Every solver name some method's :meth:`Segmenter.segment` accepts (for command-line choices)."""
+    names: list[str] = []
+    for method in METHODS:
+        names += [s for s in model_class(method).SOLVERS if s not in names]
+    return tuple(names)
+
+
+class Segmenter(nn.Module):
+    """A segmentation model on a codec's latents: the part every method shares.
+
+    Args:
+        codec: the E/D pair.
+        network: the backbone, called as ``network(sample, timestep)`` (its meaning is the subclass's).
+        config: the model configuration.
+        dataset: class names, ignore index and colours of the training data.
+
+    Subclasses give ``method=`` in their class statement to register, and implement :meth:`segment` and
+    :meth:`posterior_training_loss`; they may change :meth:`network_channels` and :attr:`trainable`.
+    """
+
+    #: The ``model.method`` this class implements (set by ``method=`` in the class statement).
+    method: ClassVar[str]
+    #: The ``solver`` names :meth:`segment` accepts, and the one it uses by default.
+    SOLVERS: ClassVar[tuple[str, ...]] = ()
+    DEFAULT_SOLVER: ClassVar[str | None] = None
+    #: Whether ``steps`` changes :meth:`segment`'s result (False for one-pass segmenters).
+    STEPPED: ClassVar[bool] = True
+    #: Whether the model also synthesizes images from masks (``synthesize``).
+    can_synthesize: ClassVar[bool] = False
+    #: Whether ``cls.from_pretrained`` / ``cls.from_config`` accept a folder of any method (the base, and the
+    #: public entry point ``SemFlowPipeline``), rather than only this class's.
+    LOADS_ANY_METHOD: ClassVar[bool] = True
+
+    def __init_subclass__(cls, method: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.LOADS_ANY_METHOD = bool(cls.__dict__.get("LOADS_ANY_METHOD", False))
+        if method is None:
+            return
+        if method not in METHODS:
+            raise ValueError(f"{cls.__name__}: method {method!r} is not in semflow.config.METHODS {METHODS}")
+        if method in REGISTRY and REGISTRY[method].__qualname__ != cls.__qualname__:
+            raise ValueError(f"method {method!r} is already registered to {REGISTRY[method].__name__}")
+        cls.method = method
+        REGISTRY[method] = cls
+
+    def __init__(self, codec: Codec, network: nn.Module, config: ModelConfig, dataset: DatasetInfo) -> None:
+        super().__init__()
+        self.codec = codec
+        self.network = network
+        self.config = config
+        self.dataset = dataset
+        self.palette = make_palette(config, dataset)
+        self.beta = resolve_beta(config, self.palette)
+        self.size = (int(config.size[0]), int(config.size[1]))
+        self.latent_shape = codec.latent_shape(*self.size)
+
+    # ------------------------------------------------------------------ construction and files
+    @classmethod
+    def network_channels(cls, codec: Codec, dataset: DatasetInfo) -> tuple[int, int]:
+        """Channels into and out of the network (default: latents to tensors of the same shape)."""
+        return codec.latent_channels, codec.latent_channels
+
+    @classmethod
+    def _class_for(cls, config: ModelConfig) -> type[Segmenter]:
+        target = model_class(config.method)
+        if not (cls.LOADS_ANY_METHOD or issubclass(target, cls)):
+            raise SemflowInputError(f"a model.method={config.method!r} model is a {target.__name__}, not a {cls.__name__}")
+        return target
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, dataset: DatasetInfo) -> Segmenter:
+        """A new, untrained model (random network, codec as configured) of the class ``config.method`` names."""
+        target = cls._class_for(config)
+        codec = codec_class(config.codec)(**config.codec_args)
+        network = build_network(config.network, config.network_args, *target.network_channels(codec, dataset))
+        return target(codec, network, config, dataset)
+
+    @property
+    def trainable(self) -> nn.Module:
+        """The module whose parameters are trained (and averaged by EMA); its forward is what the training
+        loss calls. The network itself unless a subclass wraps it."""
+        return self.network
+
+    def check_solver(self, solver: str | None) -> str:
+        """``solver`` (default :attr:`DEFAULT_SOLVER`) if this model's :meth:`segment` runs it; else a clear error."""
+        solver = self.DEFAULT_SOLVER if solver is None else solver
+        if solver not in self.SOLVERS:
+            raise SemflowInputError(f"solver {solver!r} does not apply to a {self.method} model; "
+                                    f"expected one of {', '.join(self.SOLVERS)}")
+        return solver
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write the model folder: ``semflow_config.json``, ``network/`` (diffusers config.json +
+        safetensors) and ``codec/``. Written beside the target and renamed into place, so an existing
+        model is replaced only by a complete one."""
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        try:
+            self.network.save_pretrained(str(tmp / NETWORK_DIR), safe_serialization=True)
+            (tmp / CODEC_DIR).mkdir()
+            self.codec.save_weights(tmp / CODEC_DIR)
+            meta = {
+                "format": FORMAT_VERSION,
+                "semflow_version": __version__,
+                "model": to_dict(self.config),
+                "codec_config": self.codec.get_config(),
+                "dataset": self.dataset.to_dict(),
+                "palette": {"num_classes": self.palette.num_classes, "k": self.palette.k, "s": self.palette.s,
+                            "ignore_index": self.palette.ignore_index},
+                "beta": self.beta,
+            }
+            (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+            if directory.exists():
+                # Keep whatever else lives in the folder (loss history, checkpoints): replace only our parts.
+                for name in (NETWORK_DIR, CODEC_DIR, CONFIG_NAME):
+                    old = directory / name
+                    if old.is_dir():
+                        shutil.rmtree(old)
+                    elif old.exists():
+                        old.unlink()
+                # The config goes last: its presence marks a complete model.
+                for name in (NETWORK_DIR, CODEC_DIR, CONFIG_NAME):
+                    (tmp / name).rename(directory / name)
+                tmp.rmdir()
+            else:
+                tmp.rename(directory)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> Segmenter:
+        """Load a model folder written by :meth:`save_pretrained` (local files only), as the class its
+        ``model.method`` names (``SemFlowPipeline.from_pretrained`` loads the baselines too)."""
+        directory = Path(directory)
+        config_path = directory / CONFIG_NAME
+        if not directory.is_dir():
+            raise SemflowInputError(f"{directory}: no such model folder")
+        if not config_path.is_file():
+            raise SemflowInputError(f"{directory}: not a semflow model folder (missing {CONFIG_NAME})")
+        try:
+            meta: dict[str, Any] = json.loads(config_path.read_text())
+        except json.JSONDecodeError as err:
+            raise SemflowInputError(f"{config_path}: corrupt JSON ({err.msg} at line {err.lineno})") from None
+        if meta.get("format") != FORMAT_VERSION:
+            raise SemflowInputError(
+                f"{config_path}: model format {meta.get('format')!r} (semflow {meta.get('semflow_version')}); "
+                f"this semflow {__version__} reads format {FORMAT_VERSION}"
+            )
+        config = from_dict(ModelConfig, meta["model"])
+        if not (directory / NETWORK_DIR).is_dir():
+            raise SemflowInputError(f"{directory}: model folder is missing {NETWORK_DIR}/")
+        # Each backbone's loader checks its own files and names the one that is missing or corrupt.
+        try:
+            network = load_network(config.network, directory / NETWORK_DIR)
+        except (OSError, ValueError, RuntimeError) as err:
+            if isinstance(err, SemflowInputError):
+                raise
+            raise SemflowInputError(f"{directory / NETWORK_DIR}: cannot load the network: {str(err).splitlines()[0]}") from None
+        target = cls._class_for(config)
+        codec = load_codec(config.codec, meta.get("codec_config", {}), directory / CODEC_DIR)
+        model = target(codec, network, config, DatasetInfo.from_dict(meta["dataset"]))
+        return model.eval()
+
+    # ------------------------------------------------------------------ the codec's two ends
+    def _param(self) -> torch.Tensor:
+        return next(self.trainable.parameters())
+
+    def encode_images(self, images: torch.Tensor, sample: bool = False,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+        """Images ``(B, 3, h, w)`` in ``[0, 1]`` at the model size to latents ``(B, C, h/f, w/f)`` (SemFlow's ``z0``)."""
+        return self.codec.encode_image(images, sample=sample, generator=generator)
+
+    def encode_masks(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Class maps ``(B, h, w)`` at the model size, perturbed by ``U(-beta, beta)``, to latents (SemFlow's ``z1``)."""
+        pseudo = self.palette.encode(labels)
+        noisy = perturb(pseudo, self.beta, generator=generator)
+        return self.codec.encode_mask(noisy / 255.0)
+
+    def decode_pseudo_masks(self, z1: torch.Tensor) -> torch.Tensor:
+        """``D(z1)`` in pixel levels, ``(B, 3, h, w)``, unclamped."""
+        return self.codec.decode(z1) * 255.0
+
+    @torch.no_grad()
+    def encode_input(self, images: torch.Tensor) -> torch.Tensor:
+        """What :meth:`segment` starts from: images ``(B, 3, H, W)`` in ``[0, 1]``, any size, resized to the model
+        size on the network's device and dtype and encoded to latents ``(B, C, h/f, w/f)`` (the posterior mode)."""
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise SemflowInputError(f"segment expects images of shape (B, 3, H, W), got {tuple(images.shape)}")
+        p = self._param()
+        return self.encode_images(resize_image(images.to(device=p.device, dtype=torch.float32), self.size).to(p.dtype))
+
+    def _labels_from_mask_latent(self, z1: torch.Tensor, in_size: tuple[int, int],
+                                 trajectory: torch.Tensor | None = None) -> SegmentationOutput:
+        pseudo = self.decode_pseudo_masks(z1).float()
+        labels = resize_label(self.palette.decode(pseudo), in_size)  # type: ignore[arg-type]
+        return SegmentationOutput(labels=labels, pseudo_mask=pseudo, trajectory=trajectory)
+
+    # ------------------------------------------------------------------ what each method defines
+    def training_loss(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        trainable: nn.Module | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """The method's loss on one batch (a scalar).
+
+        Args:
+            images: ``(B, 3, h, w)`` in ``[0, 1]`` at the model size.
+            labels: ``(B, h, w)`` class maps (ignore pixels are drawn white, as the authors do).
+            trainable: the module to train (a distributed wrapper of :attr:`trainable`); default ours.
+            generator: random source for everything the loss draws.
+        """
+        with torch.no_grad():
+            posterior = self.codec.image_posterior(images)
+        return self.posterior_training_loss(posterior, labels, trainable=trainable, generator=generator)
+
+    def posterior_training_loss(
+        self,
+        posterior: Posterior,
+        labels: torch.Tensor,
+        trainable: nn.Module | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """:meth:`training_loss` from the image posterior instead of the images (for cached latents): the
+        same loss, drawing ``z_image = mean + std * eps`` first from ``generator``.
+
+        Args:
+            posterior: ``codec.image_posterior(images)``: ``mean`` and ``std`` of shape ``(B, C, h/f, w/f)``.
+            labels: ``(B, h, w)`` class maps at the model size.
+            trainable: the module to train (a distributed wrapper of :attr:`trainable`); default ours.
+            generator: random source for everything the loss draws.
+        """
+        raise NotImplementedError
+
+    def segment(self, images: torch.Tensor, steps: int = 25, solver: str | None = None,
+                return_trajectory: bool = False, latents: torch.Tensor | None = None) -> SegmentationOutput:
+        """Segment images ``(B, 3, H, W)`` in ``[0, 1]``, any size, with ``steps`` steps of ``solver``
+        (``latents``: :meth:`encode_input` of ``images`` when already computed)."""
+        raise NotImplementedError

@@ -1,0 +1,167 @@
+"""SemFlow: one rectified flow between images and masks, run in both directions.
+
+* Segmentation: ``z0 = E(image)``, solve ``dz/dt = v(z, t)`` from ``t = 0`` to ``1``, ``D(z1)`` is a
+  pseudo-mask, decoded to classes by the nearest palette colour.
+* Synthesis: ``z1 = E(palette(mask) + U(-beta, beta))`` with a fresh perturbation per sample, solve from
+  ``t = 1`` to ``0``, ``D(z0)`` is the image.
+
+The path and loss are :mod:`semflow.flow.path`, the solver :mod:`semflow.flow.solver`, and the network sees
+time through :class:`semflow.flow.velocity.VelocityModel` (the one place ``t`` becomes ``1000 t``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from semflow.codecs import Codec, Posterior
+from semflow.config import ModelConfig
+from semflow.data.base import DatasetInfo
+from semflow.data.transforms import resize_label
+from semflow.errors import SemflowInputError
+from semflow.flow.path import flow_matching_loss, sample_path, sample_time
+from semflow.flow.solver import SOLVERS, ODESolver, time_grid
+from semflow.flow.velocity import VelocityModel
+from semflow.models.base import (  # noqa: F401  (re-exported: the old semflow.pipeline names)
+    CODEC_DIR, CONFIG_NAME, FORMAT_VERSION, NETWORK_DIR, SegmentationOutput, Segmenter, make_palette, resolve_beta,
+)
+from semflow.perturbation import AUTHORS_BETA, perturb  # noqa: F401
+from semflow.seeding import make_generator
+
+
+@dataclass
+class SynthesisOutput:
+    """``images``: float ``(B, K, 3, h, w)`` in ``[0, 1]`` at the model size, ``K`` samples per mask."""
+
+    images: torch.Tensor
+
+
+class SemFlowPipeline(Segmenter, method="semflow"):
+    """Segment images and synthesize images from masks with one rectified flow (``model.method=semflow``).
+
+    Args:
+        codec: the E/D pair.
+        network: backbone called as ``network(z, timestep)``; wrapped as the velocity ``v(z, t)``.
+        config: the model configuration.
+        dataset: class names, ignore index and colours of the training data.
+
+    ``SemFlowPipeline.from_pretrained`` loads a folder of any method (the baselines too), as it always has.
+    """
+
+    SOLVERS: ClassVar[tuple[str, ...]] = SOLVERS
+    DEFAULT_SOLVER: ClassVar[str | None] = "euler"
+    can_synthesize: ClassVar[bool] = True
+    LOADS_ANY_METHOD: ClassVar[bool] = True
+
+    def __init__(self, codec: Codec, network: nn.Module, config: ModelConfig, dataset: DatasetInfo) -> None:
+        super().__init__(codec, network, config, dataset)
+        self.velocity = VelocityModel(network, time_scale=config.time_scale)
+
+    @property
+    def trainable(self) -> nn.Module:
+        """``v``: the network behind the time conversion."""
+        return self.velocity
+
+    # ------------------------------------------------------------------ training objective
+    def posterior_training_loss(
+        self,
+        posterior: Posterior,
+        labels: torch.Tensor,
+        trainable: nn.Module | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """The SemFlow loss: MSE between ``v(z_t, t)`` and ``z1 - z0`` at ``t ~ U(0, 1)``.
+
+        Draws ``z0 = mean + std * eps``, then the perturbation of ``z1`` and ``t`` from ``generator`` in that
+        order, so a posterior cached from the same images gives the same loss as :meth:`training_loss`.
+
+        Args:
+            posterior: ``codec.image_posterior(images)``: ``mean`` and ``std`` of shape ``(B, C, h/f, w/f)``.
+            labels: ``(B, h, w)`` class maps at the model size.
+            trainable: the velocity module to train (a distributed wrapper of :attr:`velocity`); default ours.
+            generator: random source for the posterior sample, the perturbation and ``t``.
+        """
+        velocity = self.velocity if trainable is None else trainable
+        with torch.no_grad():
+            z0 = posterior.sample(generator)
+            z1 = self.encode_masks(labels, generator=generator)
+        t = sample_time(z0.shape[0], z0.device, generator=generator)
+        path = sample_path(z0, z1, t)
+        # The network's own dtype: a no-op under autocast, a cast where a wrapper keeps bf16 weights (DeepSpeed).
+        z_t = path.z_t.to(next(velocity.parameters()).dtype)
+        return flow_matching_loss(velocity(z_t, path.t), path)
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def segment(
+        self, images: torch.Tensor, steps: int = 25, solver: str | None = None, return_trajectory: bool = False,
+        latents: torch.Tensor | None = None,
+    ) -> SegmentationOutput:
+        """Segment a batch of images.
+
+        Args:
+            images: ``(B, 3, H, W)`` float in ``[0, 1]``, any size (resized to the model size and back).
+            steps: number of solver steps ``N >= 1`` from ``t = 0`` to ``t = 1``.
+            solver: ``euler`` (the paper; the default), ``heun`` or ``midpoint``.
+            return_trajectory: also return the decoded pseudo-mask at the start and after every step.
+            latents: :meth:`encode_input` of ``images``, when already computed (scoring several step counts).
+        """
+        solver = self.check_solver(solver)
+        z0 = self.encode_input(images) if latents is None else latents
+        in_size = (int(images.shape[-2]), int(images.shape[-1]))
+        out = ODESolver(self.velocity).sample(
+            z0, time_grid(steps, device=z0.device), method=solver, return_trajectory=return_trajectory
+        )
+        trajectory = None
+        if out.trajectory is not None:
+            trajectory = torch.stack([self.decode_pseudo_masks(z).float() for z in out.trajectory])
+        return self._labels_from_mask_latent(out.z, in_size, trajectory)
+
+    @torch.no_grad()
+    def synthesize(
+        self,
+        labels: torch.Tensor,
+        steps: int = 25,
+        samples: int = 1,
+        seed: int | None = None,
+        solver: str | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+    ) -> SynthesisOutput:
+        """Synthesize ``samples`` images per mask, each from a fresh perturbation of the pseudo-mask.
+
+        Args:
+            labels: ``(B, H, W)`` class maps, any size (resized to the model size by nearest neighbour).
+            steps: solver steps from ``t = 1`` to ``t = 0``.
+            samples: images per mask, ``K >= 1``.
+            seed: makes the perturbations reproducible (:func:`semflow.seeding.make_generator`; drawn on the
+                CPU, so on any device alike).
+            solver: ``euler`` (the default), ``heun`` or ``midpoint``.
+            generator: alternatively, a CPU generator to draw the perturbations from, or a list of ``B``
+                of them, one per mask: then mask ``b``'s images depend on its generator alone, not on the
+                other masks of the batch (as diffusers pipelines treat a list of generators).
+        """
+        solver = self.check_solver(solver)
+        if labels.dim() != 3:
+            raise SemflowInputError(f"synthesize expects masks of shape (B, H, W), got {tuple(labels.shape)}")
+        if samples < 1:
+            raise SemflowInputError(f"samples={samples}; expected >= 1")
+        if isinstance(generator, list) and len(generator) != labels.shape[0]:
+            raise SemflowInputError(f"{len(generator)} generators for {labels.shape[0]} masks; expected one per mask")
+        if generator is None:
+            generator = make_generator(torch.seed() if seed is None else seed)
+        p = self._param()
+        small = resize_label(labels.long().cpu(), self.size)
+        repeated = small.repeat_interleave(samples, dim=0)  # (B*K, h, w), mask b's samples adjacent
+        pseudo = self.palette.encode(repeated)
+        # On the CPU: device-independent seeds.
+        if isinstance(generator, list):
+            noisy = torch.cat([perturb(p_b, self.beta, generator=g) for p_b, g in zip(pseudo.split(samples), generator)])
+        else:
+            noisy = perturb(pseudo, self.beta, generator=generator)
+        z1 = self.codec.encode_mask((noisy / 255.0).to(device=p.device, dtype=p.dtype))
+        out = ODESolver(self.velocity).sample(z1, time_grid(steps, reverse=True, device=z1.device), method=solver)
+        images = self.codec.decode(out.z).float().clamp(0, 1)
+        return SynthesisOutput(images=images.reshape(labels.shape[0], samples, *images.shape[1:]))

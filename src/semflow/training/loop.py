@@ -1,0 +1,309 @@
+"""The training loop: HF Accelerate around :meth:`semflow.models.base.Segmenter.training_loss`.
+
+Accelerate picks the device(s), processes and precision, so the same loop runs on a laptop CPU and on
+GPUs (``accelerate launch -m semflow train ...``). The library (everything outside ``training/`` and ``cli/``)
+knows nothing of it. :func:`train` is :func:`setup`, then :func:`train_step` per micro-batch inside the epoch
+loop (logging, checkpoints, stopping), then :func:`finish`.
+
+Runs are resumable (:mod:`semflow.training.checkpoint`). SIGINT/SIGTERM finish the current step, write a
+checkpoint and stop; a non-finite loss stops the run naming the step, keeping the last good checkpoint.
+
+Distributed runs (``accelerate launch``, ``torchrun``; see ``docs/distributed.md``): every process trains on its
+share of each batch and Accelerate averages the gradients; only process 0 writes the model, ``loss.csv`` and the
+config (each process adds its own RNG state to a checkpoint, as Accelerate does). The stop decision (signal,
+time limit, non-finite loss) is agreed by all processes at each step, so they checkpoint and stop together, and
+at the end the processes compare parameter checksums and fail loudly if they ever diverged.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from diffusers.optimization import get_cosine_schedule_with_warmup
+from diffusers.training_utils import EMAModel
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from semflow.codecs import Posterior
+from semflow.config import RunConfig, save_json, to_dict
+from semflow.data import open_dataset
+from semflow.data.base import SegmentationDataset
+from semflow.data.cache import DecodedCache
+from semflow.data.paired import BAD_FILES, PairedDataset, report_bad_files
+from semflow.data.transforms import TRAIN_SCALE
+from semflow.errors import SemflowInputError
+from semflow.models.base import Segmenter
+from semflow.training.checkpoint import CHECKPOINTS_DIR, Progress, resolve_resume, save_checkpoint
+from semflow.training.data import CachedPairs, TrainingPairs
+from semflow.training.history import LOSS_FILE, Row, read_loss, write_loss
+from semflow.training.latents import build_posterior_cache
+from semflow.training.launcher import make_accelerator, resolve_precision
+
+TRAIN_CONFIG_FILE = "train_config.json"
+__all__ = ["BAD_FILES", "CHECKPOINTS_DIR", "LOSS_FILE", "TRAIN_CONFIG_FILE", "Run", "StopRequest", "TrainResult",
+           "check_in_sync", "finish", "setup", "train", "train_step"]
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or interrupted) run reports."""
+
+    steps: int
+    final_loss: float
+    seconds: float
+    seconds_per_step: float
+    interrupted: bool = False
+    process_index: int = 0
+    num_processes: int = 1
+    lr: float = 0.0
+    effective_batch_size: int = 0
+
+
+class StopRequest:
+    """Turns SIGINT/SIGTERM into a flag the loop checks after each step (restored on exit)."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signal = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclass
+class Run:
+    """Everything :func:`setup` prepared: the model, its prepared (possibly wrapped) trainable module, the data,
+    the optimiser and schedule, and where the run stands."""
+
+    config: RunConfig
+    out: Path
+    accelerator: Accelerator
+    model: Segmenter
+    trained: torch.nn.Module
+    pairs: TrainingPairs | CachedPairs
+    loader: Any
+    optimizer: Any
+    scheduler: Any
+    ema: EMAModel | None
+    progress: Progress
+    noise: torch.Generator
+    lr: float
+    effective_batch_size: int
+    resumed: bool
+    rows: list[Row] = field(default_factory=list)
+
+
+def setup(config: RunConfig, out: Path, dataset: SegmentationDataset | None = None,
+          resume: str | None = None) -> Run:
+    """Accelerator, data, model, optimiser and schedule for ``config``; resumes from ``resume`` (``latest`` or a
+    checkpoint folder) and writes ``train_config.json`` (the resolved configuration) to ``out``."""
+    config = copy.deepcopy(config)  # the precision a launcher chose is recorded in the saved config
+    tc = config.train
+    tc.mixed_precision = resolve_precision(tc)
+    accelerator = make_accelerator(tc)
+    set_seed(tc.seed)
+    out = Path(out)
+    dataset = dataset if dataset is not None else open_dataset(tc.data, "train", skip_bad=tc.skip_bad)
+    if len(dataset) == 0:
+        raise SemflowInputError(f"data set {tc.data!r}: the train split is empty")
+    report_bad_files(dataset, out / BAD_FILES, accelerator.is_main_process)
+    model = Segmenter.from_config(config.model, dataset.info)
+    if tc.cache and not tc.cache_latents and isinstance(dataset, PairedDataset):
+        with accelerator.main_process_first():  # one process builds, the others reuse
+            dataset = DecodedCache.build(dataset, min_size=model.size, scale_max=TRAIN_SCALE[1],
+                                         workers=max(tc.num_workers, 1))
+    model.codec.requires_grad_(False)
+    model.to(accelerator.device)
+
+    pairs: TrainingPairs | CachedPairs
+    if tc.cache_latents:
+        cache = build_posterior_cache(accelerator, model, dataset, tc.augment, tc.batch_size, tc.num_workers)
+        pairs = CachedPairs(cache, tc.seed, tc.augment)
+    else:
+        pairs = TrainingPairs(dataset, model.size, tc.seed, tc.augment)
+    loader = DataLoader(pairs, batch_size=tc.batch_size, shuffle=True, drop_last=len(pairs) >= tc.batch_size,
+                        num_workers=tc.num_workers)
+    lr_factor = accelerator.num_processes * tc.gradient_accumulation_steps if tc.scale_lr else 1
+    lr = tc.lr * lr_factor
+    # The fused kernel: one pass over all tensors (measured 5x faster than the default per-tensor loop on a CPU).
+    fused = {"fused": True} if accelerator.device.type in ("cpu", "cuda") else {}
+    optimizer = torch.optim.AdamW(model.trainable.parameters(), lr=lr, weight_decay=tc.weight_decay, **fused)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, min(tc.warmup_steps, tc.steps // 2), tc.steps)
+    trained, optimizer, loader, scheduler = accelerator.prepare(model.trainable, optimizer, loader, scheduler)
+    ema = EMAModel(model.trainable.parameters(), decay=tc.ema_decay) if tc.ema_decay else None
+    progress = Progress()
+    noise = torch.Generator(device=accelerator.device)
+    accelerator.register_for_checkpointing(progress)
+    if ema is not None:
+        accelerator.register_for_checkpointing(ema)
+
+    start_from = resolve_resume(out, resume)
+    if start_from is not None:
+        accelerator.load_state(str(start_from))
+        if ema is not None:
+            ema.to(accelerator.device)
+    effective = tc.batch_size * tc.gradient_accumulation_steps * accelerator.num_processes
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        save_json(to_dict(config), out / TRAIN_CONFIG_FILE)
+        if effective != tc.batch_size or tc.scale_lr:
+            how = (f"train.lr {tc.lr:g} x {lr_factor} (train.scale_lr: linear scaling)" if tc.scale_lr
+                   else "as given (train.scale_lr=true scales it linearly)")
+            accelerator.print(f"effective batch size {effective} = {accelerator.num_processes} process(es) x "
+                              f"{tc.batch_size} per process x {tc.gradient_accumulation_steps} accumulation step(s); "
+                              f"lr {lr:g} {how}")
+    rows = read_loss(out / LOSS_FILE, progress.step) if start_from is not None else []
+    return Run(config=config, out=out, accelerator=accelerator, model=model, trained=trained, pairs=pairs,
+               loader=loader, optimizer=optimizer, scheduler=scheduler, ema=ema, progress=progress, noise=noise,
+               lr=lr, effective_batch_size=effective, resumed=start_from is not None, rows=rows)
+
+
+def train_step(run: Run, batch: Any) -> torch.Tensor:
+    """One micro-batch: the loss (noise from the batch's own generator), its gradients and, at the end of an
+    accumulation cycle, the clipped optimiser and schedule step. Returns the loss, detached."""
+    tc, accelerator = run.config.train, run.accelerator
+    generator = run.progress.noise_for(run.noise, tc.seed, accelerator.process_index)
+    with accelerator.accumulate(run.trained), accelerator.autocast():
+        if tc.cache_latents:
+            mean, std, labels = batch
+            loss = run.model.posterior_training_loss(Posterior(mean, std), labels, trainable=run.trained,
+                                                     generator=generator)
+        else:
+            images, labels = batch
+            loss = run.model.training_loss(images, labels, trainable=run.trained, generator=generator)
+        accelerator.backward(loss)
+        if accelerator.sync_gradients and tc.grad_clip > 0:
+            accelerator.clip_grad_norm_(run.trained.parameters(), tc.grad_clip)
+        run.optimizer.step()
+        if accelerator.sync_gradients:
+            run.scheduler.step()
+        run.optimizer.zero_grad(set_to_none=True)
+    run.progress.batch_in_epoch += 1
+    return loss.detach()
+
+
+def check_in_sync(accelerator: Accelerator, module: torch.nn.Module) -> float:
+    """Compare per-tensor parameter sums across processes; raise if any process differs. Returns the total.
+
+    Data parallelism keeps the copies identical by construction; this catches what would break it (a process
+    that skipped a step, a launcher that started independent runs, non-deterministic kernels that drifted).
+    """
+    sums = torch.stack([p.detach().double().sum() for p in module.parameters()])
+    if accelerator.num_processes > 1:
+        everyone = accelerator.gather(sums[None].to(accelerator.device)).cpu()
+        if not bool((everyone == everyone[0]).all()):
+            totals = ", ".join(f"process {i}: {float(row.sum()):.10e}" for i, row in enumerate(everyone))
+            raise RuntimeError(f"the processes ended with different parameters ({totals}); the run is not usable")
+    return float(sums.sum())
+
+
+def finish(run: Run, loss_value: float, seconds: float, first_step: int, elapsed_before: float,
+           interrupted: bool) -> TrainResult:
+    """Export the EMA weights (if any), check the processes agree, write ``loss.csv`` and the model folder."""
+    accelerator, model, progress = run.accelerator, run.model, run.progress
+    accelerator.wait_for_everyone()
+    if run.ema is not None:
+        run.ema.copy_to(model.trainable.parameters())  # the EMA weights are what gets exported and scored
+    checksum = check_in_sync(accelerator, model.trainable)
+    if accelerator.num_processes > 1:
+        accelerator.print(f"parameters identical on all {accelerator.num_processes} processes (sum {checksum:.10e})")
+    if accelerator.is_main_process:
+        if progress.step and (not run.rows or run.rows[-1][0] != progress.step):
+            run.rows.append((progress.step, loss_value, run.scheduler.get_last_lr()[0], elapsed_before + seconds))
+        write_loss(run.out / LOSS_FILE, run.rows)
+        model.save_pretrained(run.out)
+    model.eval()
+    done = progress.step - first_step
+    return TrainResult(steps=progress.step, final_loss=loss_value, seconds=seconds,
+                       seconds_per_step=seconds / max(done, 1), interrupted=interrupted,
+                       process_index=accelerator.process_index, num_processes=accelerator.num_processes,
+                       lr=run.lr, effective_batch_size=run.effective_batch_size)
+
+
+def train(config: RunConfig, out: Path, dataset: SegmentationDataset | None = None,
+          progress_bar: bool = True, resume: str | None = None) -> tuple[Segmenter, TrainResult]:
+    """Train the model ``config.model`` describes as ``config.train`` says and write its folder to ``out``.
+
+    ``out`` receives the model (``semflow_config.json``, ``network/``, ``codec/``; the EMA weights when
+    ``ema_decay`` is set), ``train_config.json`` (the resolved configuration), ``loss.csv`` and
+    ``checkpoints/``. ``resume`` is ``latest`` or a checkpoint folder.
+    """
+    run = setup(config, out, dataset, resume)
+    tc, accelerator, progress, out = run.config.train, run.accelerator, run.progress, run.out
+    first_step = progress.step
+    began = time.perf_counter()
+    elapsed_before = run.rows[-1][3] if run.rows else 0.0
+    deadline = began + tc.max_minutes * 60 if tc.max_minutes else math.inf
+    bar = tqdm(total=tc.steps, initial=progress.step, desc="train", unit="step",
+               disable=not (progress_bar and accelerator.is_main_process))
+    loss_value, interrupted = math.nan, False
+    loss_sum, micro_batches = torch.zeros((), device=accelerator.device), 0
+    with StopRequest() as stop:
+        while progress.step < tc.steps and not interrupted:
+            run.pairs.epoch = progress.epoch
+            run.loader.set_epoch(progress.epoch)
+            batches = (accelerator.skip_first_batches(run.loader, progress.batch_in_epoch) if progress.batch_in_epoch
+                       else run.loader)
+            for batch in batches:
+                loss = train_step(run, batch)
+                loss_sum, micro_batches = loss_sum + loss.float(), micro_batches + 1
+                if not accelerator.sync_gradients:
+                    continue
+                # One all-reduce per step: the mean loss over micro-batches and processes, and whether any
+                # process wants to stop (a signal or the time limit), so that all stop at the same step.
+                flags = loss_sum.new_tensor([stop.signal is not None, time.perf_counter() >= deadline])
+                shared = accelerator.reduce(torch.cat([(loss_sum / micro_batches)[None], flags]), reduction="sum")
+                loss_value = float(shared[0]) / accelerator.num_processes
+                signalled, stopping = bool(shared[1] > 0), bool(shared[1:].sum() > 0)
+                loss_sum, micro_batches = torch.zeros((), device=accelerator.device), 0
+                if not math.isfinite(loss_value):
+                    raise FloatingPointError(
+                        f"loss is {loss_value} at step {progress.step + 1}; stopped. The last good checkpoint is kept "
+                        f"in {out / CHECKPOINTS_DIR} (resume with --resume latest, perhaps with a lower --lr)")
+                if run.ema is not None:
+                    run.ema.step(run.model.trainable.parameters())
+                progress.step += 1
+                bar.update(1)
+                if progress.step % tc.log_every == 0 or progress.step == tc.steps:
+                    step_lr = run.scheduler.get_last_lr()[0]
+                    run.rows.append((progress.step, loss_value, step_lr, elapsed_before + time.perf_counter() - began))
+                    bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{step_lr:.2e}")
+                    if accelerator.is_main_process:
+                        write_loss(out / LOSS_FILE, run.rows)
+                if stopping or (tc.checkpoint_every and progress.step % tc.checkpoint_every == 0):
+                    save_checkpoint(accelerator, out, progress, tc.checkpoints_total_limit)
+                if stopping:
+                    interrupted = signalled
+                    break
+                if progress.step >= tc.steps:
+                    break
+            else:
+                progress.epoch += 1
+                progress.batch_in_epoch = 0
+                continue
+            break  # left the epoch early: done, or stopping
+    bar.close()
+    seconds = time.perf_counter() - began
+    result = finish(run, loss_value, seconds, first_step, elapsed_before, interrupted)
+    return run.model, result

@@ -1,0 +1,123 @@
+"""The package's dependency rules, checked on every module (see the README's layout section).
+
+* The library (everything but ``training/`` and ``cli/``) never imports ``training/``, ``cli/``, accelerate,
+  tqdm or argparse; ``training/`` imports only the library; ``models/base`` imports none of the models;
+  ``bench/`` imports no ``cli/`` module.
+
+Two checks: each module imported in isolation (all ``semflow`` modules dropped from ``sys.modules`` first,
+in one subprocess) must not load a forbidden ``semflow`` module; and no import statement of a module (at any
+depth, function-level ones included) names a forbidden package, since third-party packages (diffusers loads
+tqdm) cannot be unloaded between modules.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "semflow"
+LAYERS = ("semflow.training", "semflow.cli")
+THIRD_PARTY = ("accelerate", "tqdm", "argparse")
+MODELS = ("semflow.models.semflow", "semflow.models.dsm", "semflow.models.discriminative")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = sorted(module_name(p) for p in PACKAGE.rglob("*.py") if p.name != "__main__.py")
+
+
+def in_layer(name: str, layer: str) -> bool:
+    return name == layer or name.startswith(layer + ".")
+
+
+def imported_names(path: Path) -> set[str]:
+    """Every module an import statement of ``path`` names (relative imports do not occur in semflow)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+@pytest.fixture(scope="module")
+def loaded() -> dict[str, list[str]]:
+    """For each module, the ``semflow`` modules importing it alone loads."""
+    script = f"""
+import json, sys, importlib, warnings
+warnings.simplefilter("ignore")
+out = {{}}
+for name in {MODULES!r}:
+    for key in [k for k in sys.modules if k == "semflow" or k.startswith("semflow.")]:
+        del sys.modules[key]
+    importlib.import_module(name)
+    out[name] = sorted(k for k in sys.modules if k.startswith("semflow."))
+print(json.dumps(out))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=600)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_every_module_is_checked(loaded):
+    assert "semflow.models.base" in loaded and "semflow.training.loop" in loaded and len(loaded) == len(MODULES)
+
+
+@pytest.mark.parametrize("name", [m for m in MODULES if not any(in_layer(m, layer) for layer in LAYERS)])
+def test_library_modules_load_neither_training_nor_cli(loaded, name):
+    assert [m for m in loaded[name] if any(in_layer(m, layer) for layer in LAYERS)] == []
+
+
+@pytest.mark.parametrize("name", [m for m in MODULES if in_layer(m, "semflow.training")])
+def test_training_modules_load_no_cli(loaded, name):
+    assert [m for m in loaded[name] if in_layer(m, "semflow.cli")] == []
+
+
+def test_models_base_loads_none_of_the_models(loaded):
+    assert [m for m in loaded["semflow.models.base"] if m in MODELS] == []
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_import_statements_follow_the_layers(path):
+    name = module_name(path)
+    names = imported_names(path)
+    if in_layer(name, "semflow.cli") or path.name == "__main__.py":
+        return  # the top layer (and python -m semflow, which runs it) may use everything
+    forbidden = ["semflow.cli", "argparse"] + ([] if in_layer(name, "semflow.training") else
+                                              ["semflow.training", "accelerate", "tqdm"])
+    assert sorted(n for n in names if any(in_layer(n, f) for f in forbidden)) == []
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "bench").glob("*.py")), ids=lambda p: p.name)
+def test_benchmarks_import_no_cli_module(path):
+    assert sorted(n for n in imported_names(path) if in_layer(n, "semflow.cli")) == []
+
+
+def test_old_import_paths_still_work_and_say_where_things_moved():
+    script = """
+import warnings
+from semflow.pipeline import SemFlowPipeline
+from semflow.models.semflow import SemFlowPipeline as New
+assert SemFlowPipeline is New
+from semflow.solver import ODESolver
+from semflow.flow.solver import ODESolver as NewSolver
+assert ODESolver is NewSolver
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import semflow.rectified_flow
+assert any("semflow.flow.path" in str(w.message) for w in caught), caught
+from semflow.cli.trainer import train
+from semflow.training import train as new_train
+assert train is new_train
+"""
+    subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", script], check=True, timeout=300)

@@ -1,0 +1,59 @@
+"""The training loop through ``semflow.training`` (not the command line): setup, steps, finish."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from semflow.config import ModelConfig, RunConfig, TrainConfig
+from semflow.data import open_dataset
+from semflow.models.base import Segmenter
+from semflow.training import LOSS_FILE, TRAIN_CONFIG_FILE, list_checkpoints, setup, train, train_step
+from tiny import TINY_NETWORK
+
+DATA = "shapes:size=16,length=8"
+
+
+def config(method="semflow", steps=3, **train_args) -> RunConfig:
+    return RunConfig(model=ModelConfig(size=[16, 16], network_args=TINY_NETWORK, method=method),
+                     train=TrainConfig(data=DATA, steps=steps, batch_size=4, warmup_steps=1, log_every=1,
+                                       checkpoint_every=2, **train_args))
+
+
+@pytest.mark.parametrize("method", ["semflow", "dsm", "discriminative"])
+def test_train_writes_a_loadable_folder_of_the_method_and_logs_every_step(tmp_path, method):
+    model, result = train(config(method), tmp_path / "run", progress_bar=False)
+    assert (result.steps, result.interrupted, result.effective_batch_size) == (3, False, 4)
+    loaded = Segmenter.from_pretrained(tmp_path / "run")
+    assert type(loaded) is type(model) and loaded.method == method
+    for name, p in model.trainable.state_dict().items():
+        assert torch.equal(p, loaded.trainable.state_dict()[name])
+    rows = (tmp_path / "run" / LOSS_FILE).read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == [1, 2, 3] and math.isfinite(result.final_loss)
+    assert json.loads((tmp_path / "run" / TRAIN_CONFIG_FILE).read_text())["model"]["method"] == method
+    assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step_0000002"]
+
+
+def test_train_step_changes_only_the_trainable_weights_and_follows_the_seeded_noise(tmp_path):
+    runs = [setup(config(), tmp_path / f"run{i}") for i in range(2)]
+    batch = next(iter(runs[0].loader))
+    losses = [train_step(run, batch) for run in runs]
+    assert torch.equal(losses[0], losses[1])  # same seed, same batch position: the same noise
+    assert runs[0].progress.batch_in_epoch == 1 and runs[0].progress.step == 0  # the loop counts steps
+    # The first step runs at lr 0 (warm-up starts there); the second moves the trainable weights only.
+    before = {k: v.clone() for k, v in runs[0].model.state_dict().items()}
+    second = train_step(runs[0], batch)
+    changed = {k for k, v in runs[0].model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith(("network.", "velocity.")) for k in changed)
+    # The next micro-batch draws other noise (the generator is reseeded per batch, not reused).
+    assert not torch.equal(second, losses[0])
+
+
+def test_an_empty_split_is_an_input_error(tmp_path):
+    from semflow.errors import SemflowInputError
+
+    empty = open_dataset("shapes:size=16,length=8", "train")
+    empty.length = 0
+    with pytest.raises(SemflowInputError, match="empty"):
+        train(config(), tmp_path / "run", dataset=empty, progress_bar=False)
