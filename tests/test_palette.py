@@ -37,9 +37,11 @@ def test_colours_are_distinct_and_in_range():
 
 def test_spread_palette_formula():
     assert (Palette.spread(5).k, Palette.spread(5).s) == (2, 255)
-    assert (Palette.spread(8).k, Palette.spread(8).s) == (2, 255)
+    # C = k^3 takes one more digit: the last class would be white, the ignore colour (issue 13).
+    assert (Palette.spread(8).k, Palette.spread(8).s) == (3, 127)
     assert (Palette.spread(9).k, Palette.spread(9).s) == (3, 127)
-    assert (Palette.spread(27).k, Palette.spread(27).s) == (3, 127)
+    assert (Palette.spread(26).k, Palette.spread(26).s) == (3, 127)
+    assert (Palette.spread(27).k, Palette.spread(27).s) == (4, 85)
     assert (Palette.spread(171).k, Palette.spread(171).s) == (6, 51)
 
 
@@ -90,3 +92,16 @@ def test_beta_bounds():
     for bad in (0.0, 25.0, 30.0, -1.0):
         with pytest.raises(SemflowInputError, match="beta"):
             check_beta(bad, 50)
+
+
+def test_no_class_is_drawn_in_the_ignore_colour():
+    for classes in range(1, 256):
+        palette = Palette.spread(classes, ignore_index=255)
+        assert not (palette.colors == torch.tensor(IGNORE_COLOR, dtype=torch.float32)).all(1).any(), classes
+    assert Palette.spread(8).k == 3  # 2^3 = 8 would draw class 7 white
+
+
+@pytest.mark.parametrize("classes, k, s", [(8, 2, 255), (216, 6, 51)])
+def test_a_palette_that_draws_a_class_white_is_refused(classes, k, s):
+    with pytest.raises(SemflowInputError, match="white"):
+        Palette(classes, k=k, s=s)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +20,11 @@ import yaml
 from semflow.errors import SemflowInputError
 
 T = TypeVar("T")
+
+# Sanity bounds checked before anything is allocated: a model side in pixels (16k: beyond any data set here) and
+# the optimiser steps of one run.
+MAX_SIZE = 16384
+MAX_TRAIN_STEPS = 10**9
 
 
 @dataclass
@@ -33,6 +39,9 @@ class PaletteConfig:
     def __post_init__(self) -> None:
         if self.kind not in ("authors", "spread"):
             raise SemflowInputError(f"palette.kind={self.kind!r}; expected 'authors' or 'spread'")
+        if self.kind == "spread" and (self.k, self.s) != (6, 50):
+            raise SemflowInputError(f"palette.k={self.k}, palette.s={self.s} apply to kind 'authors'; the spread "
+                                    "palette chooses its own (leave them at 6 and 50)")
 
 
 # What a model folder can hold: the one list of method names. Class ``semflow.models.<method>`` registers
@@ -71,8 +80,12 @@ class ModelConfig:
     scheduler_args: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if len(self.size) != 2 or min(self.size) < 1:
-            raise SemflowInputError(f"model.size={self.size}; expected [H, W] with positive sides")
+        if len(self.size) != 2 or min(self.size) < 1 or max(self.size) > MAX_SIZE:
+            raise SemflowInputError(f"model.size={self.size}; expected [H, W] with sides 1..{MAX_SIZE}")
+        if self.beta is not None and not math.isfinite(self.beta):
+            raise SemflowInputError(f"model.beta={self.beta}; expected a finite number of pixel levels")
+        if not (math.isfinite(self.time_scale) and self.time_scale > 0):
+            raise SemflowInputError(f"model.time_scale={self.time_scale}; expected a positive number")
         if self.method not in METHODS:
             raise SemflowInputError(f"model.method={self.method!r}; expected one of {', '.join(METHODS)}")
         if self.scheduler_args and self.method != "dsm":
@@ -127,9 +140,21 @@ class TrainConfig:
     cache_latents: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "gradient_accumulation_steps"):
+        for name in ("steps", "batch_size", "gradient_accumulation_steps", "log_every"):
             if getattr(self, name) < 1:
                 raise SemflowInputError(f"train.{name}={getattr(self, name)}; expected >= 1")
+        if self.steps > MAX_TRAIN_STEPS:
+            raise SemflowInputError(f"train.steps={self.steps}; expected at most {MAX_TRAIN_STEPS:.0e}")
+        for name in ("num_workers", "warmup_steps", "checkpoint_every", "checkpoints_total_limit"):
+            if getattr(self, name) < 0:
+                raise SemflowInputError(f"train.{name}={getattr(self, name)}; expected >= 0")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise SemflowInputError(f"train.lr={self.lr}; expected a positive number")
+        for name in ("weight_decay", "grad_clip"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise SemflowInputError(f"train.{name}={getattr(self, name)}; expected a number >= 0")
+        if self.max_minutes is not None and not (math.isfinite(self.max_minutes) and self.max_minutes > 0):
+            raise SemflowInputError(f"train.max_minutes={self.max_minutes}; expected a positive number of minutes or null")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise SemflowInputError(f"train.ema_decay={self.ema_decay}; expected a number in (0, 1) or null")
         if self.mixed_precision not in ("no", "bf16", "fp16"):

@@ -13,3 +13,11 @@ class SemflowInputError(ValueError):
 
     The message is a single line naming the file or value and what was expected.
     """
+
+
+class SemflowOutputError(RuntimeError):
+    """An output could not be written (a full disk, a folder that became read-only, another run's lock).
+
+    The message is a single line saying what was written and what was not; the command line prints it and
+    exits with code 1. Temporary files are removed before it is raised, and earlier complete outputs are kept.
+    """

@@ -21,6 +21,8 @@ from semflow.errors import SemflowInputError
 # its pixel values are the palette indices, which is what such data sets store as labels.
 INDEX_MODES = ("L", "P", "I;16", "I;16B", "I;16L", "I", "1")
 COLOR_MODES = ("RGB", "RGBA")
+# Grey images wider than 8 bits (16-bit PNGs open as "I;16"), scaled to 8 bits by read_rgb.
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 # Files the commands accept as images (folders are expanded to these).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -43,13 +45,28 @@ def _open(path: Path, what: str) -> Image.Image:
 def read_rgb(path: str | Path) -> np.ndarray:
     """Decode an image file as RGB.
 
-    Grey, palette, CMYK and RGBA files (all occur in COCO) are converted; alpha is dropped.
+    Grey, palette, CMYK and RGBA files (all occur in COCO) are converted; alpha is dropped. 16-bit grey
+    images are scaled to 8 bits (``v / 257``), never clipped.
 
     Returns:
         ``uint8`` array ``(H, W, 3)``, pixel levels ``[0, 255]``.
     """
-    with _open(Path(path), "image") as image:
+    path = Path(path)
+    with _open(path, "image") as image:
+        if image.mode in WIDE_MODES:
+            return np.repeat(_grey_to_8bit(np.asarray(image), image.mode, path)[..., None], 3, axis=2)
         return np.asarray(image.convert("RGB"))
+
+
+def _grey_to_8bit(array: np.ndarray, mode: str, path: Path) -> np.ndarray:
+    """16-bit grey levels scaled to 8 bits (``v / 257``: 65535 becomes 255), not clipped as Pillow's ``convert``
+    would (which turns most of a 16-bit image white). 32-bit integer images holding 8-bit values are kept."""
+    if mode == "F" or array.min(initial=0) < 0 or array.max(initial=0) > 65535:
+        raise SemflowInputError(f"image {path}: Pillow mode {mode!r} with values outside 0..65535; expected an 8- or "
+                                "16-bit image")
+    wide = mode.startswith("I;16") or array.max(initial=0) > 255
+    levels = np.rint(array.astype(np.float32) / 257.0) if wide else array
+    return levels.astype(np.uint8)
 
 
 def read_mask(path: str | Path) -> np.ndarray:

@@ -45,8 +45,6 @@ class Palette:
     ignore_index: int | None = None
 
     def __post_init__(self) -> None:
-        if self.num_classes < 1:
-            raise SemflowInputError(f"palette: num_classes={self.num_classes}; expected at least 1")
         if self.k < 2:
             raise SemflowInputError(f"palette: k={self.k}; expected k >= 2")
         if self.s < 1 or self.s * (self.k - 1) > 255:
@@ -54,9 +52,16 @@ class Palette:
                 f"palette: s={self.s} with k={self.k} gives colours up to {self.s * (self.k - 1)}; "
                 "expected 1 <= s and s*(k-1) <= 255"
             )
+        if self.num_classes < 1:
+            raise SemflowInputError(f"palette: num_classes={self.num_classes}; expected at least 1")
         if self.num_classes > self.k**3:
             raise SemflowInputError(
                 f"palette: k={self.k} holds at most k^3={self.k**3} classes, but num_classes={self.num_classes}"
+            )
+        if self.num_classes == self.k**3 and self.s * (self.k - 1) == IGNORE_COLOR[0]:
+            raise SemflowInputError(
+                f"palette: k={self.k}, s={self.s} draws class {self.num_classes - 1} white {IGNORE_COLOR}, the colour of "
+                "ignored pixels; expected a palette that keeps white free (a smaller s, or a larger k)"
             )
         if self.ignore_index is not None and 0 <= self.ignore_index < self.num_classes:
             raise SemflowInputError(
@@ -66,8 +71,11 @@ class Palette:
 
     @classmethod
     def spread(cls, num_classes: int, ignore_index: int | None = None) -> Palette:
-        """A palette spread over the whole colour cube: ``k = ceil(C^(1/3))``, ``s = floor(255/(k-1))``."""
+        """A palette spread over the whole colour cube: ``k = ceil(C^(1/3))``, ``s = floor(255/(k-1))``; one more
+        digit when ``C = k^3``, since the last class would be white, the colour of ignored pixels."""
         k = max(2, math.ceil(round(num_classes ** (1 / 3), 9)))
+        if num_classes == k**3:
+            k += 1
         return cls(num_classes=num_classes, k=k, s=255 // (k - 1), ignore_index=ignore_index)
 
     @property

@@ -146,3 +146,37 @@ def test_a_folder_beside_a_config_and_bad_paths(tiny_sd: Path, tmp_path: Path, c
                  "--null-embedding", str(tmp_path / "null.safetensors"), "--out", str(tmp_path / "y")]) == 2
     assert "nosd" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+class _Marker:
+    """Unpickling this creates a file: proof that a pickle ran code."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+@pytest.mark.parametrize("where", ["bare file", "folder with config", "null embedding"])
+def test_a_malicious_pickle_is_refused_in_one_line(tiny_sd: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                   where: str) -> None:
+    marker = tmp_path / "pwned"
+    weights, unet = write_authors_unet(tmp_path / "release", seed=6)
+    save_null_embedding(null_embedding(), tmp_path / "null.safetensors")
+    null = tmp_path / "null.safetensors"
+    if where == "null embedding":
+        null = tmp_path / "null.pt"
+        torch.save({"e": _Marker(marker)}, null)
+    else:
+        torch.save({"conv_in.weight": _Marker(marker)}, weights)
+        if where == "folder with config":
+            unet.save_config(str(tmp_path / "release"))
+    unet_arg = weights if where == "bare file" else tmp_path / "release"
+    code = main(["import-authors", "--unet", str(unet_arg), "--sd", str(tiny_sd), "--null-embedding", str(null),
+                 "--size", "16", "16", "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert code == 2 and not marker.exists() and not (tmp_path / "m").exists()
+    lines = [line for line in err.strip().splitlines() if line.startswith("semflow")]
+    assert len(lines) == 1 and "refused" in lines[0] and "Traceback" not in err
+    assert "weights_only=False" not in err

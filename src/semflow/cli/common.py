@@ -10,7 +10,7 @@ import torch
 
 from semflow.errors import SemflowInputError
 
-from semflow.flow.solver import SOLVERS
+from semflow.flow.solver import MAX_STEPS, SOLVERS
 
 if TYPE_CHECKING:
     from semflow.models.base import Segmenter
@@ -53,9 +53,28 @@ def parse_steps(text: str) -> list[int]:
         steps = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise SemflowInputError(f"--steps {text!r}; expected comma-separated whole numbers such as 1,2,5,10,25") from None
-    if not steps or min(steps) < 1:
-        raise SemflowInputError(f"--steps {text!r}; expected whole numbers >= 1")
+    if not steps or min(steps) < 1 or max(steps) > MAX_STEPS:
+        raise SemflowInputError(f"--steps {text!r}; expected whole numbers from 1 to {MAX_STEPS}")
     return steps
+
+
+def solver_steps(text: str) -> int:
+    """argparse type: solver steps, a whole number from 1 to :data:`~semflow.flow.solver.MAX_STEPS`."""
+    value = positive_int(text)
+    if value > MAX_STEPS:
+        raise argparse.ArgumentTypeError(f"{value}; expected at most {MAX_STEPS} solver steps")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value}; expected >= 0")
+    return value
 
 
 def positive_int(text: str) -> int:

@@ -23,9 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from semflow.errors import SemflowInputError
+    from semflow.outputs import check_output_file
     from semflow.palette import Palette
 
-    palette = Palette(args.num_classes or args.k**3, k=args.k, s=args.s, ignore_index=args.ignore_index)
+    check_output_file(args.out)
+
+    palette = Palette(args.k**3 if args.num_classes is None else args.num_classes, k=args.k, s=args.s, ignore_index=args.ignore_index)
     label = read_label(args.mask)
     try:
         rgb = palette.encode(label)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from semflow.cli.common import add_device_arg, add_solver_arg, load_pipeline, parse_steps, positive_int
+from semflow.cli.common import add_device_arg, add_solver_arg, load_pipeline, non_negative_int, parse_steps, positive_int
 from semflow.cli.speed import add_speed_args, apply_speed_args
 from semflow.config import save_json
 from semflow.data.base import DatasetInfo
@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", default="1,2,5,10,25", help="comma-separated step counts (default 1,2,5,10,25)")
     add_solver_arg(p, segmenters=True)
     p.add_argument("--batch-size", type=positive_int, default=16, help="images per forward pass")
-    p.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument("--num-workers", type=non_negative_int, default=0, help="data loader worker processes")
     p.add_argument("--out", type=Path, help="write the metrics JSON here")
     add_device_arg(p)
     add_speed_args(p)
@@ -56,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
     from semflow.data.paired import BAD_FILES, report_bad_files
     from semflow.evaluation.segmentation import EvaluationResult, check_compatible, check_steps, evaluate_segmentation
 
+    from semflow.outputs import check_output_file
+
+    if args.out is not None:
+        check_output_file(args.out)  # before the evaluation, not after it
     state = process_state()
     steps = parse_steps(args.steps)
     pipe = load_pipeline(args.model, inference_device(state, args.device))

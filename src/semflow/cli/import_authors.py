@@ -68,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
     from semflow.data.celebamask import INFO as CELEBAMASK
     from semflow.models.semflow import SemFlowPipeline
 
+    from semflow.outputs import check_output_folder
+
+    check_output_folder(args.out)
     weights, unet_config = authors_weights(args.unet, args.sd)
     network_args: dict[str, str] = {"pretrained": str(weights.resolve())}
     if unet_config is not None:

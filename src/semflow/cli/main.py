@@ -7,7 +7,7 @@ import importlib
 import sys
 
 from semflow._version import __version__
-from semflow.errors import SemflowInputError
+from semflow.errors import SemflowInputError, SemflowOutputError
 
 # Command modules in the order ``semflow --help`` lists them.
 COMMANDS = ["demo", "train", "segment", "synthesize", "evaluate", "bench", "encode_mask", "prepare", "import_authors"]
@@ -26,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code (2 for bad input, 130 when interrupted)."""
+    """Run the command line; returns the exit code (2 for bad input, 1 when an output could not be written,
+    130 when interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -34,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     except SemflowInputError as err:
         print(f"semflow {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except SemflowOutputError as err:
+        print(f"semflow {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # the machine refused a write (a full disk, a read-only folder): one line, no traceback
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"semflow {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"semflow {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -103,7 +103,7 @@ def train_or_reuse(args: argparse.Namespace, method: str) -> tuple[Any, dict[str
     print(f"semflow bench paper: training {method} ({config.train.steps} steps) in {folder}")
     began = time.perf_counter()
     pipe, result = train(config, folder, progress_bar=not args.no_progress,
-                         resume=None if args.retrain else "latest")
+                         resume=None if args.retrain else "latest", overwrite=args.retrain)
     if result.interrupted:
         raise KeyboardInterrupt
     return pipe, {"reused": False, "seconds": time.perf_counter() - began, "final_loss": result.final_loss,

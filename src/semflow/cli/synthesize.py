@@ -9,18 +9,20 @@ each process synthesizes from a contiguous share of the masks, whatever the numb
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from semflow.cli.common import add_device_arg, add_solver_arg, load_pipeline, positive_int
-from semflow.cli.segment import unique_stems
+from semflow.cli.common import add_device_arg, add_solver_arg, load_pipeline, positive_int, solver_steps
 from semflow.cli.speed import add_speed_args, apply_speed_args
-from semflow.data.transforms import resize_image, resize_label
-from semflow.errors import SemflowInputError
-from semflow.io import list_images, read_label, write_image
+from semflow.data.transforms import resize_label
+from semflow.errors import SemflowInputError, SemflowOutputError
+from semflow.io import list_images, read_mask, write_image
+from semflow.outputs import FolderLock, check_output_folder, plan_outputs
 from semflow.seeding import make_generator
 
 
@@ -29,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("masks", nargs="+", type=Path, metavar="MASK", help="class-index PNG files or folders of them")
     p.add_argument("--model", required=True, type=Path, help="model folder")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--steps", type=positive_int, default=25, help="solver steps N (default 25)")
+    p.add_argument("--steps", type=solver_steps, default=25, help="solver steps N (default 25)")
     p.add_argument("--samples", type=positive_int, default=1, help="images per mask K (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the perturbations: same seed, same images")
     add_solver_arg(p)
@@ -39,23 +41,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def read_index_mask(path: Path) -> torch.Tensor:
+    """A class-index mask as stored (uint8, or int32 for 16-bit files), ``(H, W)``: no int64 copy of a large mask."""
+    array = read_mask(path)
+    if array.ndim != 2:
+        raise SemflowInputError(f"{path} is a colour image; expected a single-channel class-index PNG")
+    return torch.from_numpy(array if array.dtype == np.uint8 else array.astype(np.int32))
+
+
+def to_mask_size(image: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """One synthesized image ``(3, h, w)`` in ``[0, 1]`` as uint8 ``(H, W, 3)`` at the mask's size.
+
+    Quantised to 8 bits at the model size first and resized in uint8 (antialiased bilinear), so memory grows by
+    3 bytes a pixel, not the 12 of a float image: an 8000x8000 mask's images are written one at a time.
+    """
+    small = (image.float().cpu() * 255).round().clamp(0, 255).to(torch.uint8)[None]
+    if tuple(small.shape[-2:]) != tuple(size):
+        small = F.interpolate(small.contiguous(memory_format=torch.channels_last), size=size, mode="bilinear",
+                              antialias=True, align_corners=False)
+    return np.ascontiguousarray(small[0].permute(1, 2, 0).numpy())
+
+
 def run(args: argparse.Namespace) -> int:
     from semflow.cli.parallel import inference_device, my_share, process_state, stop_if_any_failed
 
+    check_output_folder(args.out)
     state = process_state()  # under a launcher each process synthesizes from its share of the masks
     paths = list_images(args.masks)
-    unique_stems(paths)
     indices = my_share(state, len(paths))
     pipe = load_pipeline(args.model, inference_device(state, args.device))
     if not pipe.can_synthesize:
         raise SemflowInputError(f"{args.model} is a {pipe.method} model, which only segments; synthesis needs a "
                                 "semflow model")
+    outputs = plan_outputs(paths, lambda p: [f"{p.stem}_{k}.png" for k in range(args.samples)], args.out)
     labels, error = [], None
     try:
         for index in indices:  # every mask is checked before anything is written
-            label = read_label(paths[index])
+            label = read_index_mask(paths[index])
             try:
-                pipe.palette.encode(label)
+                pipe.palette.encode(torch.unique(label)[None].long())  # the values, not a float copy of the mask
             except SemflowInputError as err:
                 raise SemflowInputError(f"{paths[index]}: {err}") from None
             labels.append(label)
@@ -63,22 +87,29 @@ def run(args: argparse.Namespace) -> int:
         error = err
     stop_if_any_failed(state, error)
     precision = apply_speed_args(pipe, args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for start in tqdm(range(0, len(indices), args.batch_size), desc="synthesize", unit="batch",
-                      disable=not state.is_main_process):
-        chunk = labels[start : start + args.batch_size]
-        batch = torch.stack([resize_label(lab, pipe.size) for lab in chunk])
-        generators = [make_generator(args.seed, index) for index in indices[start : start + args.batch_size]]
-        with precision:
-            out = pipe.synthesize(batch, steps=args.steps, samples=args.samples, solver=args.solver,
-                                  generator=generators)
-        for i, label in enumerate(chunk):
-            stem = paths[indices[start + i]].stem
-            # Back to the mask's own size, so images and masks line up.
-            images = (resize_image(out.images[i].float().cpu(), tuple(label.shape)) * 255).round().clamp(0, 255)
-            for k in range(args.samples):
-                array = images[k].to(torch.uint8).permute(1, 2, 0).numpy()
-                write_image(np.ascontiguousarray(array), args.out / f"{stem}_{k}.png")
+    done, current = 0, args.out
+    with FolderLock(args.out) if state.is_main_process else contextlib.nullcontext():
+        try:
+            for start in tqdm(range(0, len(indices), args.batch_size), desc="synthesize", unit="batch",
+                              disable=not state.is_main_process):
+                chunk = labels[start : start + args.batch_size]
+                batch = torch.stack([resize_label(lab, pipe.size) for lab in chunk])
+                generators = [make_generator(args.seed, index) for index in indices[start : start + args.batch_size]]
+                with precision:
+                    out = pipe.synthesize(batch, steps=args.steps, samples=args.samples, solver=args.solver,
+                                          generator=generators)
+                for i, label in enumerate(chunk):
+                    # Back to the mask's own size, so images and masks line up; one image at a time.
+                    for k, current in enumerate(outputs[indices[start + i]]):
+                        write_image(to_mask_size(out.images[i, k], tuple(label.shape)), current)
+                    done += 1
+        except OSError as err:
+            for path in outputs[indices[done]] if done < len(indices) else []:
+                path.unlink(missing_ok=True)  # the mask being written: all of its images or none
+            raise SemflowOutputError(
+                f"cannot write {current} ({err.strerror or err}); the images of {done} of "
+                f"{len(indices)} mask(s) were written, the others were not"
+            ) from None
     state.wait_for_everyone()
     if state.is_main_process:
         split = f" in {state.num_processes} processes" if state.num_processes > 1 else ""

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from semflow.cli.common import positive_int
+from semflow.cli.common import non_negative_int, positive_int
 from semflow.config import AUGMENTATIONS, METHODS
 
 
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--k", type=int, help="palette base k (authors' palette; paper: 6)")
     p.add_argument("--s", type=int, help="palette step s in pixel levels (authors' palette; paper: 50)")
     p.add_argument("--beta", type=float, help="perturbation amplitude in pixel levels, 0 < beta < s/2")
-    p.add_argument("--num-workers", type=int, help="data loader worker processes")
+    p.add_argument("--num-workers", type=non_negative_int, help="data loader worker processes")
     p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], help="autocast precision")
     p.add_argument("--gradient-accumulation-steps", type=positive_int,
                    help="micro-batches per optimiser step (effective batch = processes x batch size x this)")
@@ -46,6 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="leave out bad image/mask pairs (counted, listed in OUT/bad_files.tsv) instead of stopping")
     p.add_argument("--resume", metavar="latest|PATH",
                    help="continue from the newest checkpoint in --out (latest) or from a checkpoint folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start a fresh run in an --out that holds another run's checkpoints or model (deletes them)")
     p.add_argument("--ema-decay", type=float, help="keep and export an EMA of the weights (e.g. 0.999)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -75,8 +77,18 @@ def run(args: argparse.Namespace) -> int:
     from semflow.training import train
     from semflow.config import load_run_config
 
+    from semflow.errors import SemflowInputError
+    from semflow.outputs import check_output_folder
+
+    if args.palette == "spread" and (args.k is not None or args.s is not None):
+        raise SemflowInputError("--k/--s set the authors' palette; --palette spread chooses its own k and s "
+                                "(k = ceil(C^(1/3)), s = floor(255/(k-1))), so give one or the other")
+    if args.resume is not None and args.overwrite:
+        raise SemflowInputError("--resume continues the run in --out and --overwrite deletes it; give one of them")
+    check_output_folder(args.out)
     config = load_run_config(args.config, overrides_from_args(args))
-    _, result = train(config, args.out, progress_bar=not args.no_progress, resume=args.resume)
+    _, result = train(config, args.out, progress_bar=not args.no_progress, resume=args.resume,
+                      overwrite=args.overwrite)
     if result.process_index != 0:  # under a launcher, process 0 speaks for all
         return 130 if result.interrupted else 0
     if result.interrupted:

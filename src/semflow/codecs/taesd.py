@@ -28,6 +28,7 @@ from semflow.codecs.base import Posterior
 from semflow.codecs.pretrained import SAVED_SUBFOLDER, FrozenCodec, existing_path
 from semflow.codecs.taesd_network import tiny_decoder, tiny_encoder
 from semflow.errors import SemflowInputError
+from semflow.weights import load_weights_only
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
 
@@ -90,7 +91,9 @@ def read_state_dict(file: Path, kind: str) -> dict[str, torch.Tensor]:
         if file.suffix == ".safetensors":
             state = load_file(file, device="cpu")
         else:
-            state = torch.load(file, map_location="cpu", weights_only=True)
+            state = load_weights_only(file, f"{kind} weights (a state dict of tensors)")
+    except SemflowInputError:
+        raise
     except Exception as err:  # noqa: BLE001 - any unreadable file is the user's input error
         raise SemflowInputError(f"{kind}: cannot read {file}: {str(err).splitlines()[0]}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

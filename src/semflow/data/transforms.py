@@ -28,7 +28,9 @@ def resize_label(label: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(label.shape[-2:]) == tuple(size):
         return label
     lead = label.shape[:-2]
-    flat = label.reshape(-1, 1, *label.shape[-2:]).float()
+    # uint8 maps are resized as they are (1 byte a pixel: an 8000x8000 mask needs 64 MB, not 256 MB as float).
+    flat = label.reshape(-1, 1, *label.shape[-2:])
+    flat = flat if flat.dtype == torch.uint8 else flat.float()
     out = F.interpolate(flat, size=size, mode="nearest-exact")
     return out.reshape(*lead, *size).to(label.dtype)
 

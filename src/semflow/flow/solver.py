@@ -53,12 +53,17 @@ class SolverOutput:
     trajectory: torch.Tensor | None = None
 
 
+# The most solver steps a command accepts: the network sees 1000 t, so beyond 1000 steps nothing changes but
+# the time (and a trajectory of N + 1 states would not fit in memory).
+MAX_STEPS = 10_000
+
+
 def time_grid(steps: int, reverse: bool = False, device: torch.device | None = None) -> torch.Tensor:
-    """``N + 1`` uniform times from 0 to 1 (or 1 to 0 when ``reverse``), float32 on ``device``."""
-    if steps < 1:
+    """``N + 1`` uniform times from 0 to 1 (or 1 to 0 when ``reverse``), float32 on ``device``; ``1 <= N <= MAX_STEPS``."""
+    if not 1 <= steps <= MAX_STEPS:
         from semflow.errors import SemflowInputError
 
-        raise SemflowInputError(f"steps={steps}; expected a whole number >= 1")
+        raise SemflowInputError(f"steps={steps}; expected a whole number from 1 to {MAX_STEPS}")
     grid = torch.linspace(0.0, 1.0, steps + 1, device=device)
     return grid.flip(0) if reverse else grid
 

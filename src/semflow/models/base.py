@@ -14,6 +14,7 @@ The models follow the device and dtype of their network; they never choose a dev
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import shutil
 import tempfile
@@ -30,9 +31,10 @@ from semflow.config import METHODS, ModelConfig, from_dict, to_dict
 from semflow.data.base import DatasetInfo
 from semflow.data.transforms import resize_image, resize_label
 from semflow.errors import SemflowInputError
-from semflow.networks import build_network, load_network
+from semflow.networks import build_network, load_network, network_channels, size_multiple
 from semflow.palette import Palette
 from semflow.perturbation import AUTHORS_BETA, check_beta, perturb
+from semflow.weights import PICKLE_SUFFIXES
 
 CONFIG_NAME = "semflow_config.json"
 NETWORK_DIR = "network"
@@ -68,6 +70,14 @@ def resolve_beta(config: ModelConfig, palette: Palette) -> float:
     beta = min(AUTHORS_BETA, palette.s / 4) if config.beta is None else float(config.beta)
     check_beta(beta, palette.s)
     return beta
+
+
+def check_finite(module: nn.Module, where: Path) -> None:
+    """Refuse weights holding NaN or inf (they would segment everything as class 0), naming the first tensor."""
+    for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise SemflowInputError(f"{where}: weight {name} holds {bad} NaN or infinite value(s); the model is damaged")
 
 
 def model_class(method: str) -> type[Segmenter]:
@@ -135,6 +145,21 @@ class Segmenter(nn.Module):
         self.beta = resolve_beta(config, self.palette)
         self.size = (int(config.size[0]), int(config.size[1]))
         self.latent_shape = codec.latent_shape(*self.size)
+        multiple = size_multiple(network)
+        if self.latent_shape[1] % multiple or self.latent_shape[2] % multiple:
+            side = multiple * codec.downsample
+            raise SemflowInputError(
+                f"model.size {self.size[0]}x{self.size[1]}: the {config.network} network halves its input "
+                f"{multiple.bit_length() - 1} times, so both sides must be multiples of {side} "
+                f"(e.g. {-(-self.size[0] // side) * side}x{-(-self.size[1] // side) * side})"
+            )
+        have, need = network_channels(network), type(self).network_channels(codec, dataset)
+        if have is not None and have != need:
+            raise SemflowInputError(
+                f"a {self.method} model with the {config.codec} codec and {dataset.num_classes} classes needs a network "
+                f"of {need[0]} channels in and {need[1]} out, but this one has {have[0]} and {have[1]} "
+                "(model.method, codec or classes do not match the weights)"
+            )
 
     # ------------------------------------------------------------------ construction and files
     @classmethod
@@ -153,7 +178,16 @@ class Segmenter(nn.Module):
     def from_config(cls, config: ModelConfig, dataset: DatasetInfo) -> Segmenter:
         """A new, untrained model (random network, codec as configured) of the class ``config.method`` names."""
         target = cls._class_for(config)
-        codec = codec_class(config.codec)(**config.codec_args)
+        cls_codec = codec_class(config.codec)
+        try:
+            codec = cls_codec(**config.codec_args)
+        except TypeError:
+            accepted = [n for n in inspect.signature(cls_codec.__init__).parameters if n != "self"]
+            given = ", ".join(f"{k}" for k in config.codec_args)
+            raise SemflowInputError(
+                f"model.codec_args ({given}) do not apply to the {config.codec} codec, which takes "
+                + (f"{', '.join(accepted)}" if accepted else "no arguments (no --codec-path: it has no weights)")
+            ) from None
         network = build_network(config.network, config.network_args, *target.network_channels(codec, dataset))
         return target(codec, network, config, dataset)
 
@@ -213,8 +247,14 @@ class Segmenter(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> Segmenter:
-        """Load a model folder written by :meth:`save_pretrained` (local files only), as the class its
-        ``model.method`` names (``SemFlowPipeline.from_pretrained`` loads the baselines too)."""
+        """Load a model folder written by :meth:`save_pretrained` (local safetensors files only), as the class
+        its ``model.method`` names (``SemFlowPipeline.from_pretrained`` loads the baselines too).
+
+        Raises:
+            SemflowInputError: one line naming the file and what is wrong: a missing or mistyped key, an unknown
+                config key, a pickle weight file, weights that do not fit the config or the method, weights that
+                are not finite.
+        """
         directory = Path(directory)
         config_path = directory / CONFIG_NAME
         if not directory.is_dir():
@@ -222,17 +262,38 @@ class Segmenter(nn.Module):
         if not config_path.is_file():
             raise SemflowInputError(f"{directory}: not a semflow model folder (missing {CONFIG_NAME})")
         try:
-            meta: dict[str, Any] = json.loads(config_path.read_text())
-        except json.JSONDecodeError as err:
-            raise SemflowInputError(f"{config_path}: corrupt JSON ({err.msg} at line {err.lineno})") from None
+            meta: Any = json.loads(config_path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            where = f" at line {err.lineno}" if isinstance(err, json.JSONDecodeError) else ""
+            raise SemflowInputError(f"{config_path}: corrupt JSON ({getattr(err, 'msg', err)}{where})") from None
+        if not isinstance(meta, dict):
+            raise SemflowInputError(f"{config_path}: expected a JSON object, got {type(meta).__name__}")
         if meta.get("format") != FORMAT_VERSION:
             raise SemflowInputError(
                 f"{config_path}: model format {meta.get('format')!r} (semflow {meta.get('semflow_version')}); "
                 f"this semflow {__version__} reads format {FORMAT_VERSION}"
             )
-        config = from_dict(ModelConfig, meta["model"])
+        for key in ("model", "dataset"):
+            if not isinstance(meta.get(key), dict):
+                what = "missing" if key not in meta else f"a {type(meta[key]).__name__}"
+                raise SemflowInputError(f"{config_path}: key {key!r} is {what}; expected a JSON object")
+        codec_config = meta.get("codec_config", {})
+        if not isinstance(codec_config, dict):
+            raise SemflowInputError(f"{config_path}: codec_config is a {type(codec_config).__name__}; expected a JSON object")
+        pickles = sorted(p for part in (NETWORK_DIR, CODEC_DIR) for p in (directory / part).rglob("*")
+                         if p.suffix in PICKLE_SUFFIXES and p.is_file())
+        if pickles:
+            raise SemflowInputError(f"{pickles[0]}: model folders load safetensors only; a pickle weight file "
+                                    "could run code (convert it to .safetensors)")
+        config = from_dict(ModelConfig, meta["model"], "model")
+        try:
+            dataset = DatasetInfo.from_dict(meta["dataset"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise SemflowInputError(f"{config_path}: dataset is not a data-set description ({type(err).__name__}: "
+                                    f"{str(err).splitlines()[0] if str(err) else ''})") from None
         if not (directory / NETWORK_DIR).is_dir():
             raise SemflowInputError(f"{directory}: model folder is missing {NETWORK_DIR}/")
+        target = cls._class_for(config)
         # Each backbone's loader checks its own files and names the one that is missing or corrupt.
         try:
             network = load_network(config.network, directory / NETWORK_DIR)
@@ -240,9 +301,13 @@ class Segmenter(nn.Module):
             if isinstance(err, SemflowInputError):
                 raise
             raise SemflowInputError(f"{directory / NETWORK_DIR}: cannot load the network: {str(err).splitlines()[0]}") from None
-        target = cls._class_for(config)
-        codec = load_codec(config.codec, meta.get("codec_config", {}), directory / CODEC_DIR)
-        model = target(codec, network, config, DatasetInfo.from_dict(meta["dataset"]))
+        try:
+            codec = load_codec(config.codec, codec_config, directory / CODEC_DIR)
+        except TypeError as err:
+            raise SemflowInputError(f"{config_path}: codec_config {sorted(codec_config)} does not fit the "
+                                    f"{config.codec} codec ({err})") from None
+        check_finite(network, directory / NETWORK_DIR)
+        model = target(codec, network, config, dataset)
         return model.eval()
 
     # ------------------------------------------------------------------ the codec's two ends

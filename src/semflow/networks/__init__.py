@@ -56,6 +56,27 @@ def load_network(kind: str, directory: Path) -> nn.Module:
     return own_memory(backbone(kind).load(directory))
 
 
+def _diffusers_config(network: nn.Module) -> Any:
+    inner = getattr(network, "unet", network)  # NullTextUNet holds its UNet
+    return getattr(inner, "config", None)
+
+
+def size_multiple(network: nn.Module) -> int:
+    """What the sides of the network's input must be multiples of: diffusers' UNets halve the resolution in
+    every down block but the last (``2^(levels-1)``); 1 for backbones that do not say."""
+    config = _diffusers_config(network)
+    blocks = config.get("down_block_types") if hasattr(config, "get") else None
+    return 2 ** (len(blocks) - 1) if blocks else 1
+
+
+def network_channels(network: nn.Module) -> tuple[int, int] | None:
+    """``(in_channels, out_channels)`` of a diffusers backbone (``None`` for backbones that do not say)."""
+    config = _diffusers_config(network)
+    if not hasattr(config, "get") or config.get("in_channels") is None:
+        return None
+    return int(config.get("in_channels")), int(config.get("out_channels") or config.get("in_channels"))
+
+
 def own_memory(module: nn.Module) -> nn.Module:
     """``module`` with every parameter and buffer copied into freshly allocated memory.
 
@@ -69,4 +90,4 @@ def own_memory(module: nn.Module) -> nn.Module:
     return module
 
 
-__all__ = ["BACKBONES", "Backbone", "backbone", "build_network", "load_network"]
+__all__ = ["BACKBONES", "Backbone", "backbone", "build_network", "load_network", "network_channels", "size_multiple"]

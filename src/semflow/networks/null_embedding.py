@@ -21,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from semflow.errors import SemflowInputError
+from semflow.weights import load_weights_only
 
 # The empty prompt: SemFlow's "no text" condition.
 NULL_PROMPT = ""
@@ -63,10 +64,12 @@ def load_null_embedding(path: str | Path) -> torch.Tensor:
         raise SemflowInputError(f"{path} does not exist; expected {expected}")
     try:
         if path.suffix in PICKLE_SUFFIXES:
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
+            loaded = load_weights_only(path, expected)
             tensors = loaded if isinstance(loaded, dict) else {TENSOR_KEY: loaded}
         else:
             tensors = load_file(str(path))
+    except SemflowInputError:
+        raise
     except (SafetensorError, OSError, RuntimeError, ValueError, EOFError) as err:
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise SemflowInputError(f"{path}: corrupt or unreadable ({reason}); expected {expected}") from None

@@ -22,6 +22,7 @@ Saved layout (a model folder's ``network/``)::
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from semflow.errors import SemflowInputError
+from semflow.weights import UnsafePickle, load_weights_only
 from semflow.networks.null_embedding import compute_null_embedding, load_null_embedding, save_null_embedding
 
 # The architecture of Stable Diffusion 1.5's ``unet/config.json`` (the keys that differ from, or matter
@@ -146,6 +148,10 @@ def _from_folder(folder: Path) -> UNet2DConditionModel:
         unet = UNet2DConditionModel.from_pretrained(
             str(folder), local_files_only=True, variant=variant, torch_dtype=torch.float32
         )
+    except pickle.UnpicklingError:
+        raise UnsafePickle(f"{weights}: refused, it holds more than tensors and numbers; loading it could run code, "
+                           "so semflow reads pickled weights with weights_only=True only (convert it to safetensors)"
+                           ) from None
     except (OSError, ValueError, RuntimeError, SafetensorError) as err:
         reason = _first_line(err)
         if str(folder) in reason:  # diffusers' "Unable to load weights from checkpoint file for '<path>' at '<path>'"
@@ -161,8 +167,8 @@ def _from_weights_file(weights: Path, config_path: Path) -> UNet2DConditionModel
         if weights.suffix == ".safetensors":
             state = load_file(str(weights))
         else:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-    except (SafetensorError, OSError, RuntimeError, ValueError, EOFError) as err:
+            state = load_weights_only(weights, "the UNet's weights (a state dict of tensors)")
+    except (SafetensorError, OSError, RuntimeError, EOFError) as err:
         raise SemflowInputError(f"{weights}: corrupt or unreadable weights ({_first_line(err)})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise SemflowInputError(f"{weights}: expected a state dict of tensors (diffusers' UNet weights)")

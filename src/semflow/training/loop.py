@@ -18,7 +18,9 @@ at the end the processes compare parameter checksums and fail loudly if they eve
 from __future__ import annotations
 
 import copy
+import json
 import math
+import shutil
 import signal
 import time
 from dataclasses import dataclass, field
@@ -34,15 +36,19 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from semflow.codecs import Posterior
-from semflow.config import RunConfig, save_json, to_dict
+from semflow.config import RunConfig, from_dict, save_json, to_dict
 from semflow.data import open_dataset
 from semflow.data.base import SegmentationDataset
 from semflow.data.cache import DecodedCache
 from semflow.data.paired import BAD_FILES, PairedDataset, report_bad_files
 from semflow.data.transforms import TRAIN_SCALE
-from semflow.errors import SemflowInputError
-from semflow.models.base import Segmenter
-from semflow.training.checkpoint import CHECKPOINTS_DIR, Progress, resolve_resume, save_checkpoint
+from semflow.errors import SemflowInputError, SemflowOutputError
+from semflow.models.base import CODEC_DIR, CONFIG_NAME, NETWORK_DIR, Segmenter
+from semflow.outputs import FolderLock, check_output_folder
+from semflow.training.checkpoint import (
+    CHECKPOINTS_DIR, Progress, identity_differences, list_checkpoints, load_extra_state, resolve_resume, run_identity,
+    save_checkpoint,
+)
 from semflow.training.data import CachedPairs, TrainingPairs
 from semflow.training.history import LOSS_FILE, Row, read_loss, write_loss
 from semflow.training.latents import build_posterior_cache
@@ -111,19 +117,83 @@ class Run:
     lr: float
     effective_batch_size: int
     resumed: bool
+    identity: dict[str, Any] = field(default_factory=dict)
+    lock: FolderLock | None = None
     rows: list[Row] = field(default_factory=list)
+
+    def release(self) -> None:
+        """Let another run write ``out`` (called by :func:`train` at the end, also on failure)."""
+        if self.lock is not None:
+            self.lock.release()
+
+
+# What a run writes into its folder besides checkpoints/ (removed by ``overwrite``).
+RUN_FILES = (CONFIG_NAME, NETWORK_DIR, CODEC_DIR, LOSS_FILE, BAD_FILES, TRAIN_CONFIG_FILE)
+
+
+def claim_folder(out: Path, identity: dict[str, Any], overwrite: bool, is_main: bool) -> None:
+    """A fresh run takes ``out`` only if no other run's work is there: checkpoints (of any run; continue them with
+    ``resume="latest"``) or a model trained with another configuration. ``overwrite`` removes them first."""
+    checkpoints = list_checkpoints(out)
+    saved = out / TRAIN_CONFIG_FILE
+    other = None
+    if checkpoints:
+        other = f"checkpoints of a run (newest {checkpoints[-1].name}); continue it with --resume latest"
+    elif saved.is_file():
+        try:
+            previous = run_identity(from_dict(RunConfig, json.loads(saved.read_text())))
+        except (OSError, ValueError, TypeError):
+            previous = None
+        if previous != identity:
+            differ = identity_differences(previous, identity) if previous is not None else ["unreadable"]
+            other = f"a model trained with another configuration (different {', '.join(differ[:4])})"
+    if other is None:
+        return
+    if not overwrite:
+        raise SemflowInputError(f"--out {out} already holds {other}; start over with --overwrite "
+                                "(which deletes it) or choose another --out")
+    if is_main:
+        for name in (CHECKPOINTS_DIR, *RUN_FILES):
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
 
 
 def setup(config: RunConfig, out: Path, dataset: SegmentationDataset | None = None,
-          resume: str | None = None) -> Run:
+          resume: str | None = None, overwrite: bool = False) -> Run:
     """Accelerator, data, model, optimiser and schedule for ``config``; resumes from ``resume`` (``latest`` or a
-    checkpoint folder) and writes ``train_config.json`` (the resolved configuration) to ``out``."""
+    checkpoint folder of this run) and writes ``train_config.json`` (the resolved configuration) to ``out``.
+
+    ``out`` belongs to one run: a fresh run over another run's checkpoints or model is refused unless
+    ``overwrite`` (see :func:`claim_folder`), and two runs never write it at once (:class:`FolderLock`).
+    """
     config = copy.deepcopy(config)  # the precision a launcher chose is recorded in the saved config
     tc = config.train
     tc.mixed_precision = resolve_precision(tc)
+    out = check_output_folder(Path(out))
     accelerator = make_accelerator(tc)
+    lock = FolderLock(out).acquire() if accelerator.is_main_process else None
+    try:
+        return _setup(config, out, dataset, resume, overwrite, accelerator, lock)
+    except BaseException:
+        if lock is not None:
+            lock.release(cleanup=True)
+        raise
+
+
+def _setup(config: RunConfig, out: Path, dataset: SegmentationDataset | None, resume: str | None, overwrite: bool,
+           accelerator: Accelerator, lock: FolderLock | None) -> Run:
+    tc = config.train
     set_seed(tc.seed)
-    out = Path(out)
+    identity = run_identity(config)
+    with accelerator.main_process_first():  # process 0 sets incomplete checkpoints aside before the others look
+        start_from = resolve_resume(out, resume, identity, accelerator.num_processes, say=accelerator.print,
+                                    set_aside=accelerator.is_main_process)
+    if start_from is None:
+        claim_folder(out, identity, overwrite, accelerator.is_main_process)
+    accelerator.wait_for_everyone()
     dataset = dataset if dataset is not None else open_dataset(tc.data, "train", skip_bad=tc.skip_bad)
     if len(dataset) == 0:
         raise SemflowInputError(f"data set {tc.data!r}: the train split is empty")
@@ -154,15 +224,18 @@ def setup(config: RunConfig, out: Path, dataset: SegmentationDataset | None = No
     ema = EMAModel(model.trainable.parameters(), decay=tc.ema_decay) if tc.ema_decay else None
     progress = Progress()
     noise = torch.Generator(device=accelerator.device)
-    accelerator.register_for_checkpointing(progress)
-    if ema is not None:
-        accelerator.register_for_checkpointing(ema)
-
-    start_from = resolve_resume(out, resume)
+    # Progress and EMA are not registered with Accelerate, which would pickle them (and unpickle anything):
+    # they are saved as JSON and safetensors by semflow.training.checkpoint.
     if start_from is not None:
-        accelerator.load_state(str(start_from))
-        if ema is not None:
-            ema.to(accelerator.device)
+        try:
+            accelerator.load_state(str(start_from))
+        except (RuntimeError, ValueError, KeyError) as err:
+            reason = str(err).strip().splitlines()
+            raise SemflowInputError(f"--resume {start_from}: does not fit this model "
+                                    f"({(reason[1:] or reason or ['?'])[0].strip()})") from None
+        load_extra_state(start_from, progress, ema, accelerator.device)
+        if accelerator.is_main_process:
+            accelerator.print(f"resuming from {start_from} (step {progress.step})")
     effective = tc.batch_size * tc.gradient_accumulation_steps * accelerator.num_processes
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
@@ -176,7 +249,8 @@ def setup(config: RunConfig, out: Path, dataset: SegmentationDataset | None = No
     rows = read_loss(out / LOSS_FILE, progress.step) if start_from is not None else []
     return Run(config=config, out=out, accelerator=accelerator, model=model, trained=trained, pairs=pairs,
                loader=loader, optimizer=optimizer, scheduler=scheduler, ema=ema, progress=progress, noise=noise,
-               lr=lr, effective_batch_size=effective, resumed=start_from is not None, rows=rows)
+               lr=lr, effective_batch_size=effective, resumed=start_from is not None, identity=identity, lock=lock,
+               rows=rows)
 
 
 def train_step(run: Run, batch: Any) -> torch.Tensor:
@@ -231,8 +305,11 @@ def finish(run: Run, loss_value: float, seconds: float, first_step: int, elapsed
     if accelerator.is_main_process:
         if progress.step and (not run.rows or run.rows[-1][0] != progress.step):
             run.rows.append((progress.step, loss_value, run.scheduler.get_last_lr()[0], elapsed_before + seconds))
-        write_loss(run.out / LOSS_FILE, run.rows)
-        model.save_pretrained(run.out)
+        try:
+            write_loss(run.out / LOSS_FILE, run.rows)
+            model.save_pretrained(run.out)  # written beside and renamed: a failure keeps the previous model
+        except OSError as err:
+            raise written_so_far(run, err, f"the model of step {progress.step} was not written") from None
     model.eval()
     done = progress.step - first_step
     return TrainResult(steps=progress.step, final_loss=loss_value, seconds=seconds,
@@ -241,15 +318,41 @@ def finish(run: Run, loss_value: float, seconds: float, first_step: int, elapsed
                        lr=run.lr, effective_batch_size=run.effective_batch_size)
 
 
+def written_so_far(run: Run, err: OSError, lost: str) -> SemflowOutputError:
+    """One line for a write that failed (a full disk): what failed, what was lost and what is kept."""
+    kept = list_checkpoints(run.out)
+    where = err.filename or run.out
+    return SemflowOutputError(
+        f"cannot write {where} ({err.strerror or err}); {lost}; "
+        + (f"the last complete checkpoint is {kept[-1]} (resume with --resume latest once there is room)" if kept
+           else "no checkpoint was written")
+    )
+
+
 def train(config: RunConfig, out: Path, dataset: SegmentationDataset | None = None,
-          progress_bar: bool = True, resume: str | None = None) -> tuple[Segmenter, TrainResult]:
+          progress_bar: bool = True, resume: str | None = None,
+          overwrite: bool = False) -> tuple[Segmenter, TrainResult]:
     """Train the model ``config.model`` describes as ``config.train`` says and write its folder to ``out``.
 
     ``out`` receives the model (``semflow_config.json``, ``network/``, ``codec/``; the EMA weights when
     ``ema_decay`` is set), ``train_config.json`` (the resolved configuration), ``loss.csv`` and
-    ``checkpoints/``. ``resume`` is ``latest`` or a checkpoint folder.
+    ``checkpoints/``. ``resume`` is ``latest`` or a checkpoint folder; ``overwrite`` lets a fresh run replace
+    another run's checkpoints and model in ``out`` (otherwise refused, see :func:`claim_folder`).
+
+    Raises:
+        SemflowOutputError: something could not be written (a full disk): temporary files are removed, the
+            last complete checkpoint is kept, and the message says what was written and what was not.
     """
-    run = setup(config, out, dataset, resume)
+    run = setup(config, out, dataset, resume, overwrite)
+    try:
+        return run.model, _run(run, progress_bar)
+    except OSError as err:
+        raise written_so_far(run, err, f"training stopped at step {run.progress.step}") from None
+    finally:
+        run.release()
+
+
+def _run(run: Run, progress_bar: bool) -> TrainResult:
     tc, accelerator, progress, out = run.config.train, run.accelerator, run.progress, run.out
     first_step = progress.step
     began = time.perf_counter()
@@ -292,7 +395,7 @@ def train(config: RunConfig, out: Path, dataset: SegmentationDataset | None = No
                     if accelerator.is_main_process:
                         write_loss(out / LOSS_FILE, run.rows)
                 if stopping or (tc.checkpoint_every and progress.step % tc.checkpoint_every == 0):
-                    save_checkpoint(accelerator, out, progress, tc.checkpoints_total_limit)
+                    save_checkpoint(accelerator, out, progress, tc.checkpoints_total_limit, run.identity, run.ema)
                 if stopping:
                     interrupted = signalled
                     break
@@ -305,5 +408,4 @@ def train(config: RunConfig, out: Path, dataset: SegmentationDataset | None = No
             break  # left the epoch early: done, or stopping
     bar.close()
     seconds = time.perf_counter() - began
-    result = finish(run, loss_value, seconds, first_step, elapsed_before, interrupted)
-    return run.model, result
+    return finish(run, loss_value, seconds, first_step, elapsed_before, interrupted)

@@ -1,0 +1,159 @@
+"""Where commands write: output folders and files that can be written, one writer per folder, no collisions.
+
+* :func:`check_output_folder` / :func:`check_output_file`: checked before any work, so a run never fails at
+  its end because ``--out`` is a file, a folder, or on a read-only file system.
+* :class:`FolderLock`: one run writes a folder at a time (an advisory ``flock`` on ``OUT/.semflow.lock``, which
+  exists while the run writes; the kernel releases it when the process ends, so a killed run never leaves a
+  stale lock, only a file the next run takes over).
+* :func:`plan_outputs`: every output path of every input, checked before any work for two inputs writing the
+  same file and for an output that would replace an input.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Iterable
+
+from semflow.errors import SemflowInputError, SemflowOutputError
+
+LOCK_FILE = ".semflow.lock"
+
+
+def _existing_ancestor(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _writable(folder: Path) -> bool:
+    """Whether files can be created in ``folder`` (permissions, and a file system not mounted read-only)."""
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    return not read_only and os.access(folder, os.W_OK | os.X_OK)
+
+
+def check_output_folder(path: str | Path, what: str = "--out") -> Path:
+    """``path`` is a folder, or can be made one, and files can be written in it.
+
+    Raises:
+        SemflowInputError: ``path`` (or a parent) is a file, or it lies on a read-only file system or in a
+            folder this user cannot write.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SemflowInputError(f"{what} {path} is a file; expected a folder (existing or to be made)")
+    ancestor = _existing_ancestor(path)
+    if not ancestor.is_dir():
+        raise SemflowInputError(f"{what} {path}: {ancestor} is a file, so the folder cannot be made")
+    if not _writable(ancestor):
+        raise SemflowInputError(f"{what} {path}: {ancestor} is read-only; expected a folder that can be written")
+    return path
+
+
+def check_output_file(path: str | Path, what: str = "--out") -> Path:
+    """``path`` names a file (not a folder) whose folder exists or can be made, and can be written."""
+    path = Path(path)
+    if path.is_dir() or str(path).endswith(os.sep):
+        raise SemflowInputError(f"{what} {path} is a folder; expected a file name")
+    check_output_folder(path.parent, what=f"{what} {path}: folder")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise SemflowInputError(f"{what} {path} is read-only")
+    return path
+
+
+class FolderLock:
+    """Hold ``folder/.semflow.lock`` while writing ``folder``; a second writer is refused, naming the first.
+
+    Args:
+        folder: the output folder (made if missing).
+        what: how the refusal names the folder (``--out``).
+    """
+
+    def __init__(self, folder: str | Path, what: str = "--out") -> None:
+        self.folder, self.what = Path(folder), what
+        self._fd: int | None = None
+        self._made = False
+
+    def acquire(self) -> FolderLock:
+        """Take the lock (making the folder if needed); raise :class:`SemflowOutputError` if another run holds it."""
+        import fcntl
+
+        self._made = not self.folder.exists()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            finally:
+                os.close(fd)
+            raise SemflowOutputError(
+                f"{self.what} {self.folder} is being written by another semflow process (pid {holder}); wait for it "
+                "to finish or choose another folder (two writers would replace each other's files)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self, cleanup: bool = False) -> None:
+        """Let the next writer in. ``cleanup``: a failed run leaves nothing behind, so a folder this lock made
+        is removed again when it holds nothing but the lock file."""
+        if self._fd is None:
+            return
+        # Removed while still held, so that a writer waiting for it finds a fresh file; a failed run that made
+        # the folder leaves none behind.
+        (self.folder / LOCK_FILE).unlink(missing_ok=True)
+        if cleanup and self._made and not any(self.folder.iterdir()):
+            self.folder.rmdir()
+        os.close(self._fd)  # releases the flock
+        self._fd = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.release(cleanup=exc_type is not None)
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+
+
+def plan_outputs(inputs: Iterable[Path], names: Callable[[Path], list[str]], out: Path) -> list[list[Path]]:
+    """The output paths of each input (``out / name`` for ``name`` in ``names(input)``), checked before any work.
+
+    Raises:
+        SemflowInputError: two inputs would write the same file (``x.png`` and ``x_color.png`` under
+            ``segment``; names are compared ignoring case, as some file systems do), or an output would
+            replace one of the inputs (``--out`` is the input folder).
+    """
+    inputs = list(inputs)
+    sources = {_key(p): p for p in inputs}
+    seen: dict[str, Path] = {}
+    plans = []
+    for source in inputs:
+        paths = [out / name for name in names(source)]
+        for path in paths:
+            key = _key(path)
+            if key in sources:
+                raise SemflowInputError(
+                    f"--out {out}: writing {path.name} for {source} would replace the input {sources[key]}; "
+                    "choose an output folder that holds no inputs"
+                )
+            if key in seen and seen[key] != source:
+                raise SemflowInputError(
+                    f"{source} and {seen[key]} would both write {path}; rename one of them (outputs would collide)"
+                )
+            seen[key] = source
+        plans.append(paths)
+    return plans
+
+
+def _key(path: Path) -> str:
+    return str(path.resolve()).casefold()

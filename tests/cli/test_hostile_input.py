@@ -1,0 +1,294 @@
+"""Hostile and careless input to the commands (issue 13): damaged model folders, extreme arguments, outputs that
+would collide or replace an input, two writers, 16-bit images. Each ends in one line on stderr, exit code 2
+(1 for a refused second writer), and nothing written."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from semflow.cli.main import main
+from semflow.data import open_dataset
+from semflow.outputs import FolderLock
+from tiny import tiny_train_args
+
+
+def error_lines(err: str) -> list[str]:
+    """stderr without progress bars; a clean failure is one line and no traceback."""
+    assert "Traceback" not in err
+    return [line for line in err.strip().splitlines() if line.startswith("semflow")]
+
+
+def refused(capsys, args: list[str], needle: str, code: int = 2) -> str:
+    assert main(args) == code
+    err = capsys.readouterr().err
+    lines = error_lines(err)
+    assert len(lines) == 1 and needle in lines[0], err
+    return lines[0]
+
+
+def images(folder: Path, n: int = 2, size: int = 20) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    ds = open_dataset(f"shapes:size={size}", "val")
+    for i in range(n):
+        s = ds[i]
+        Image.fromarray(s["image"].permute(1, 2, 0).numpy()).save(folder / f"img{i}.png")
+    return folder
+
+
+def masks(folder: Path, n: int = 2, size: int = 20) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    ds = open_dataset(f"shapes:size={size}", "val")
+    for i in range(n):
+        Image.fromarray(ds[i]["label"].numpy().astype(np.uint8)).save(folder / f"mask{i}.png")
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------- damaged model folders
+def edit_meta(folder: Path, change) -> None:
+    path = folder / "semflow_config.json"
+    meta = json.loads(path.read_text())
+    path.write_text(json.dumps(change(meta)))
+
+
+def edit_weights(folder: Path, change) -> None:
+    path = folder / "network" / "diffusion_pytorch_model.safetensors"
+    state = load_file(str(path))
+    save_file(change(state), str(path))
+
+
+def _first(state):
+    return next(iter(state))
+
+
+def _set(state, key, value):
+    return {**state, key: value}
+
+
+DAMAGE = {
+    "no model key": (lambda f: edit_meta(f, lambda m: {k: v for k, v in m.items() if k != "model"}), "'model' is missing"),
+    "no dataset key": (lambda f: edit_meta(f, lambda m: {k: v for k, v in m.items() if k != "dataset"}),
+                       "'dataset' is missing"),
+    "model is a list": (lambda f: edit_meta(f, lambda m: {**m, "model": [1, 2]}), "'model' is a list"),
+    "config is a list": (lambda f: (f / "semflow_config.json").write_text("[1, 2]"), "expected a JSON object"),
+    "size is a string": (lambda f: edit_meta(f, lambda m: {**m, "model": {**m["model"], "size": "big"}}),
+                         "model.size"),
+    "dataset lacks names": (lambda f: edit_meta(f, lambda m: {**m, "dataset": {"name": "x"}}), "dataset"),
+    "unknown codec key": (lambda f: edit_meta(f, lambda m: {**m, "codec_config": {"foo": 1}}), "codec_config"),
+    "unknown network key": (lambda f: (f / "network" / "config.json").write_text(json.dumps(
+        {**json.loads((f / "network" / "config.json").read_text()), "bogus_key": 1})), "bogus_key"),
+    "network config not JSON": (lambda f: (f / "network" / "config.json").write_text("{"), "corrupt JSON"),
+    "weights lack a tensor": (lambda f: edit_weights(f, lambda s: {k: v for k, v in list(s.items())[1:]}),
+                              "missing"),
+    "weights of another shape": (lambda f: edit_weights(f, lambda s: _set(s, _first(s), torch.zeros(3))), "shape"),
+    "truncated weights": (lambda f: (f / "network" / "diffusion_pytorch_model.safetensors").write_bytes(b"\x08\x00"),
+                          "truncated or corrupt"),
+    "NaN weights": (lambda f: edit_weights(f, lambda s: _set(s, _first(s), s[_first(s)] * float("nan"))), "NaN"),
+    "inf weights": (lambda f: edit_weights(f, lambda s: _set(s, _first(s), s[_first(s)] + float("inf"))), "infinite"),
+    "method tag of other weights": (lambda f: edit_meta(f, lambda m: {**m, "model": {**m["model"],
+                                                                                  "method": "discriminative"}}),
+                                    "channels"),
+    "pickle-only network": (lambda f: (torch.save(load_file(str(f / "network" / "diffusion_pytorch_model.safetensors")),
+                                                  f / "network" / "diffusion_pytorch_model.bin"),
+                                       (f / "network" / "diffusion_pytorch_model.safetensors").unlink()),
+                            "safetensors only"),
+    "a pickle beside the safetensors": (lambda f: torch.save({}, f / "network" / "extra.bin"), "safetensors only"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_model_folder_is_one_line(tiny_model, tmp_path, capsys, damage):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    do, needle = DAMAGE[damage]
+    do(folder)
+    out = tmp_path / "out"
+    refused(capsys, ["segment", "--model", str(folder), str(images(tmp_path / "in")), "--out", str(out)], needle)
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------------------- arguments
+@pytest.mark.parametrize("extra, needle", [
+    (["--size", "33", "33"], "multiples of 2"),
+    (["--lr", "nan"], "train.lr"),
+    (["--lr", "-1"], "train.lr"),
+    (["--max-minutes", "-1"], "train.max_minutes"),
+    (["--max-minutes", "nan"], "train.max_minutes"),
+    (["--set", "train.checkpoint_every=-1"], "train.checkpoint_every"),
+    (["--set", "train.warmup_steps=-5"], "train.warmup_steps"),
+    (["--set", "train.num_workers=-1"], "train.num_workers"),
+    (["--set", "train.log_every=0"], "train.log_every"),
+    (["--codec-path", "/some/vae"], "pixel codec"),
+    (["--palette", "spread", "--k", "4"], "--palette spread"),
+    (["--set", "model.palette.kind=spread", "--set", "model.palette.k=4"], "palette.k"),
+    (["--set", "model.size=[100000,100000]"], "model.size"),
+    (["--set", "train.steps=1000000000000"], "train.steps"),
+])
+def test_bad_training_arguments_are_refused_before_anything_is_written(tmp_path, capsys, extra, needle):
+    out = tmp_path / "m"
+    refused(capsys, tiny_train_args(out) + extra, needle)
+    assert not out.exists()  # no train_config.json, no empty folder
+
+
+@pytest.mark.parametrize("extra", [["--num-workers", "-1"], ["--steps", "0"]])
+def test_bad_numbers_are_refused_by_the_parser(tmp_path, extra):
+    with pytest.raises(SystemExit) as stop:
+        main(tiny_train_args(tmp_path / "m") + extra)
+    assert stop.value.code == 2 and not (tmp_path / "m").exists()
+
+
+def test_out_is_a_file(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    refused(capsys, tiny_train_args(tmp_path / "f"), "is a file")
+    refused(capsys, tiny_train_args(tmp_path / "f" / "below"), "is a file")
+
+
+def test_resume_and_overwrite_together(tmp_path, capsys):
+    refused(capsys, tiny_train_args(tmp_path / "m") + ["--resume", "latest", "--overwrite"], "give one of them")
+
+
+def test_solver_steps_beyond_the_bound(tiny_model, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        main(["segment", "--model", str(tiny_model), "--steps", str(10**12), str(images(tmp_path / "in")),
+              "--out", str(tmp_path / "o")])
+    assert stop.value.code == 2 and not (tmp_path / "o").exists()
+
+
+def test_evaluate_steps_beyond_the_bound(tiny_model, tmp_path, capsys):
+    refused(capsys, ["evaluate", "--model", str(tiny_model), "--data", "shapes:size=16,length=2", "--steps",
+                     "1,100000000"], "--steps")
+
+
+def test_evaluate_out_is_a_folder_before_the_evaluation(tiny_model, tmp_path, capsys, monkeypatch):
+    import semflow.evaluation.segmentation as segmentation
+
+    monkeypatch.setattr(segmentation, "evaluate_segmentation", lambda *a, **k: pytest.fail("evaluated first"))
+    refused(capsys, ["evaluate", "--model", str(tiny_model), "--data", "shapes:size=16,length=2", "--out",
+                     str(tmp_path)], "is a folder")
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--k", "0"], "k=0"),
+    (["--num-classes", "0"], "num_classes=0"),
+    (["--k", "6", "--s", "51"], "white"),
+])
+def test_encode_mask_arguments(tmp_path, capsys, extra, needle):
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "m.png")
+    refused(capsys, ["encode-mask", str(tmp_path / "m.png"), "--out", str(tmp_path / "c.png"), *extra], needle)
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_encode_mask_out_is_a_folder(tmp_path, capsys):
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "m.png")
+    refused(capsys, ["encode-mask", str(tmp_path / "m.png"), "--out", str(tmp_path)], "is a folder")
+
+
+def readonly_mount(folder: Path) -> bool:
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True,
+                              timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def test_out_under_a_read_only_folder(tmp_path, capsys):
+    ro = tmp_path / "ro"
+    if readonly_mount(ro):
+        try:
+            refused(capsys, tiny_train_args(ro / "m"), "read-only")
+        finally:
+            subprocess.run(["umount", "-l", str(ro)], check=False)
+    elif os.geteuid() != 0:
+        ro.mkdir(exist_ok=True)
+        ro.chmod(0o555)
+        refused(capsys, tiny_train_args(ro / "m"), "read-only")
+    else:
+        pytest.skip("root without mount: no folder is read-only to this user")
+
+
+# ---------------------------------------------------------------------------------------------- outputs
+def test_segment_into_the_input_folder_is_refused(tiny_model, tmp_path, capsys):
+    inputs = images(tmp_path / "in")
+    before = {p.name: p.read_bytes() for p in inputs.iterdir()}
+    refused(capsys, ["segment", "--model", str(tiny_model), str(inputs), "--out", str(inputs)], "replace the input")
+    assert {p.name: p.read_bytes() for p in inputs.iterdir()} == before
+
+
+def test_segment_outputs_that_collide_are_refused(tiny_model, tmp_path, capsys):
+    inputs = images(tmp_path / "in", n=1)
+    shutil.copy(inputs / "img0.png", inputs / "img0_color.png")
+    out = tmp_path / "out"
+    refused(capsys, ["segment", "--model", str(tiny_model), str(inputs), "--out", str(out)], "would both write")
+    assert not out.exists()
+
+
+def test_synthesize_into_the_mask_folder_is_refused(tiny_model, tmp_path, capsys):
+    folder = masks(tmp_path / "in", n=1)
+    shutil.copy(folder / "mask0.png", folder / "mask0_0.png")  # mask0's first image would replace it
+    refused(capsys, ["synthesize", "--model", str(tiny_model), str(folder), "--out", str(folder)], "replace the input")
+
+
+def test_a_second_writer_is_refused(tiny_model, tmp_path, capsys):
+    out = tmp_path / "out"
+    with FolderLock(out):
+        line = refused(capsys, ["segment", "--model", str(tiny_model), str(images(tmp_path / "in")), "--out", str(out)],
+                       "being written by another semflow process", code=1)
+        assert str(os.getpid()) in line
+        refused(capsys, tiny_train_args(out), "being written by another semflow process", code=1)
+    assert main(["segment", "--model", str(tiny_model), "--steps", "1", str(tmp_path / "in"), "--out", str(out)]) == 0
+    assert not (out / ".semflow.lock").exists()
+
+
+def test_a_full_disk_in_synthesize_leaves_whole_masks_only(tiny_model, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import semflow.cli.synthesize as synthesize
+
+    written = []
+    real = synthesize.write_image
+
+    def full(array, path):
+        if len(written) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(path)
+        real(array, path)
+
+    monkeypatch.setattr(synthesize, "write_image", full)
+    out = tmp_path / "out"
+    refused(capsys, ["synthesize", "--model", str(tiny_model), "--steps", "1", "--samples", "2",
+                     str(masks(tmp_path / "in", n=3)), "--out", str(out)], "images of 1 of 3 mask(s)", code=1)
+    assert sorted(p.name for p in out.iterdir()) == ["mask0_0.png", "mask0_1.png"]
+
+
+# ---------------------------------------------------------------------------------------------- images and memory
+def test_a_16_bit_image_is_scaled_not_clipped(tiny_model, tmp_path):
+    from semflow.io import read_rgb
+
+    ramp = (np.arange(32 * 32).reshape(32, 32) * 64).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    rgb = read_rgb(tmp_path / "deep.png")
+    assert rgb.dtype == np.uint8 and (rgb == 255).mean() < 0.01
+    assert np.abs(rgb[..., 0].astype(int) - np.rint(ramp / 257)).max() == 0
+    assert main(["segment", "--model", str(tiny_model), "--steps", "1", str(tmp_path / "deep.png"),
+                 "--out", str(tmp_path / "o")]) == 0
+
+
+def test_synthesized_images_are_resized_in_8_bits(tiny_model):
+    from semflow.cli.synthesize import to_mask_size
+
+    image = torch.rand(3, 16, 16)
+    big = to_mask_size(image, (40, 24))
+    assert big.dtype == np.uint8 and big.shape == (40, 24, 3)
+    same = to_mask_size(image, (16, 16))
+    assert np.array_equal(same, (image * 255).round().to(torch.uint8).permute(1, 2, 0).numpy())
