@@ -96,8 +96,11 @@ class FolderLock:
                 f"{self.what} {self.folder} is being written by another semflow process (pid {holder}); wait for it "
                 "to finish or choose another folder (two writers would replace each other's files)"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:  # the holder's pid, for the refusal; best effort (a full disk has no room even for this)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError:
+            pass
         self._fd = fd
         return self
 

@@ -46,8 +46,11 @@ def load_weights_only(path: str | Path, what: str = "weights", extra_globals: It
         with torch.serialization.safe_globals(list(extra_globals)):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except pickle.UnpicklingError as err:
-        named = [line.strip() for line in str(err).splitlines() if "GLOBAL" in line or "nsupported" in line]
-        reason = named[0].rstrip(".") if named else "a Python object outside the allow-list"
+        named = [line.strip() for line in str(err).splitlines() if "GLOBAL" in line.upper()]
+        if not named:  # not a refused object but bytes that are no pickle at all
+            reason = (str(err).strip().splitlines() or ["not a pickle"])[-1]
+            raise SemflowInputError(f"{path}: truncated or corrupt ({reason}); expected {what}") from None
+        reason = named[0].rstrip(".")
         raise UnsafePickle(
             f"{path}: refused, it holds more than tensors and numbers ({reason}); loading it could run code, so "
             f"semflow reads pickled {what} with weights_only=True only (convert the file to safetensors)"

@@ -292,3 +292,10 @@ def test_synthesized_images_are_resized_in_8_bits(tiny_model):
     assert big.dtype == np.uint8 and big.shape == (40, 24, 3)
     same = to_mask_size(image, (16, 16))
     assert np.array_equal(same, (image * 255).round().to(torch.uint8).permute(1, 2, 0).numpy())
+
+
+def test_samples_beyond_the_bound(tiny_model, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        main(["synthesize", "--model", str(tiny_model), "--samples", str(10**9), str(masks(tmp_path / "in")),
+              "--out", str(tmp_path / "o")])
+    assert stop.value.code == 2 and not (tmp_path / "o").exists()

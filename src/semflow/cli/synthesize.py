@@ -26,13 +26,25 @@ from semflow.outputs import FolderLock, check_output_folder, plan_outputs
 from semflow.seeding import make_generator
 
 
+# Images per mask: each is a (K x mask) batch row at the model size, so K is bounded before anything is allocated.
+MAX_SAMPLES = 1000
+
+
+def sample_count(text: str) -> int:
+    """argparse type: images per mask, 1 to :data:`MAX_SAMPLES`."""
+    value = positive_int(text)
+    if value > MAX_SAMPLES:
+        raise argparse.ArgumentTypeError(f"{value}; expected at most {MAX_SAMPLES} images per mask")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("synthesize", help="synthesize images from masks (mask -> image)", description=__doc__)
     p.add_argument("masks", nargs="+", type=Path, metavar="MASK", help="class-index PNG files or folders of them")
     p.add_argument("--model", required=True, type=Path, help="model folder")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--steps", type=solver_steps, default=25, help="solver steps N (default 25)")
-    p.add_argument("--samples", type=positive_int, default=1, help="images per mask K (default 1)")
+    p.add_argument("--samples", type=sample_count, default=1, help=f"images per mask K (default 1, at most {MAX_SAMPLES})")
     p.add_argument("--seed", type=int, default=0, help="seed of the perturbations: same seed, same images")
     add_solver_arg(p)
     p.add_argument("--batch-size", type=positive_int, default=8, help="masks per forward pass")
@@ -46,7 +58,15 @@ def read_index_mask(path: Path) -> torch.Tensor:
     array = read_mask(path)
     if array.ndim != 2:
         raise SemflowInputError(f"{path} is a colour image; expected a single-channel class-index PNG")
-    return torch.from_numpy(array if array.dtype == np.uint8 else array.astype(np.int32))
+    return torch.from_numpy(np.array(array, dtype=np.uint8 if array.dtype == np.uint8 else np.int32))
+
+
+def label_values(label: torch.Tensor) -> torch.Tensor:
+    """The distinct values of a mask, int64. uint8 masks by counting (``torch.unique`` sorts a copy: 1.1 GB more
+    for an 8000x8000 mask)."""
+    if label.dtype == torch.uint8:
+        return torch.bincount(label.flatten(), minlength=256).nonzero().flatten()
+    return torch.unique(label).long()
 
 
 def to_mask_size(image: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
@@ -79,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         for index in indices:  # every mask is checked before anything is written
             label = read_index_mask(paths[index])
             try:
-                pipe.palette.encode(torch.unique(label)[None].long())  # the values, not a float copy of the mask
+                pipe.palette.encode(label_values(label)[None])  # the values, not a float copy of the mask
             except SemflowInputError as err:
                 raise SemflowInputError(f"{paths[index]}: {err}") from None
             labels.append(label)

@@ -28,7 +28,7 @@ from semflow.codecs.base import Posterior
 from semflow.codecs.pretrained import SAVED_SUBFOLDER, FrozenCodec, existing_path
 from semflow.codecs.taesd_network import tiny_decoder, tiny_encoder
 from semflow.errors import SemflowInputError
-from semflow.weights import load_weights_only
+from semflow.weights import UnsafePickle, load_weights_only
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
 
@@ -92,7 +92,7 @@ def read_state_dict(file: Path, kind: str) -> dict[str, torch.Tensor]:
             state = load_file(file, device="cpu")
         else:
             state = load_weights_only(file, f"{kind} weights (a state dict of tensors)")
-    except SemflowInputError:
+    except UnsafePickle:
         raise
     except Exception as err:  # noqa: BLE001 - any unreadable file is the user's input error
         raise SemflowInputError(f"{kind}: cannot read {file}: {str(err).splitlines()[0]}") from None

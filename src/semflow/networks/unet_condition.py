@@ -144,6 +144,8 @@ def _from_folder(folder: Path) -> UNet2DConditionModel:
     """``UNet2DConditionModel.from_pretrained`` on local files, with errors that name the file."""
     _unet_config(folder / "config.json")
     weights, variant = _folder_weights(folder)
+    if weights.suffix == ".bin":  # diffusers reads it with weights_only=True too, but hides why it refused
+        load_weights_only(weights, "the UNet's weights (a state dict of tensors)", mmap=True)
     try:
         unet = UNet2DConditionModel.from_pretrained(
             str(folder), local_files_only=True, variant=variant, torch_dtype=torch.float32
