@@ -37,11 +37,12 @@ def test_colours_are_distinct_and_in_range():
 
 def test_spread_palette_formula():
     assert (Palette.spread(5).k, Palette.spread(5).s) == (2, 255)
-    # C = k^3 takes one more digit: the last class would be white, the ignore colour (issue 13).
+    # 8 = 2^3 takes one more digit: the last class would be white, the ignore colour (issue 13); 27 = 3^3 need
+    # not (its last colour is 254 levels).
     assert (Palette.spread(8).k, Palette.spread(8).s) == (3, 127)
     assert (Palette.spread(9).k, Palette.spread(9).s) == (3, 127)
-    assert (Palette.spread(26).k, Palette.spread(26).s) == (3, 127)
-    assert (Palette.spread(27).k, Palette.spread(27).s) == (4, 85)
+    assert (Palette.spread(27).k, Palette.spread(27).s) == (3, 127)
+    assert (Palette.spread(64).k, Palette.spread(64).s) == (5, 63)
     assert (Palette.spread(171).k, Palette.spread(171).s) == (6, 51)
 
 

@@ -72,9 +72,10 @@ class Palette:
     @classmethod
     def spread(cls, num_classes: int, ignore_index: int | None = None) -> Palette:
         """A palette spread over the whole colour cube: ``k = ceil(C^(1/3))``, ``s = floor(255/(k-1))``; one more
-        digit when ``C = k^3``, since the last class would be white, the colour of ignored pixels."""
+        digit when the last class would be white, the colour of ignored pixels (``C = k^3`` and ``(k-1) | 255``:
+        8, 64 and 216 classes)."""
         k = max(2, math.ceil(round(num_classes ** (1 / 3), 9)))
-        if num_classes == k**3:
+        if num_classes == k**3 and 255 % (k - 1) == 0:
             k += 1
         return cls(num_classes=num_classes, k=k, s=255 // (k - 1), ignore_index=ignore_index)
 

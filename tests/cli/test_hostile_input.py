@@ -101,6 +101,8 @@ DAMAGE = {
                                                   f / "network" / "diffusion_pytorch_model.bin"),
                                        (f / "network" / "diffusion_pytorch_model.safetensors").unlink()),
                             "safetensors only"),
+    "palette differs from the weights'": (lambda f: edit_meta(f, lambda m: {**m, "palette": {**m["palette"], "k": 2,
+                                                                                         "s": 255}}), "retrain"),
     "a pickle beside the safetensors": (lambda f: torch.save({}, f / "network" / "extra.bin"), "safetensors only"),
 }
 

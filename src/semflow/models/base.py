@@ -308,6 +308,13 @@ class Segmenter(nn.Module):
                                     f"{config.codec} codec ({err})") from None
         check_finite(network, directory / NETWORK_DIR)
         model = target(codec, network, config, dataset)
+        saved = meta.get("palette")
+        if isinstance(saved, dict) and (saved.get("k"), saved.get("s")) != (model.palette.k, model.palette.s):
+            raise SemflowInputError(
+                f"{config_path}: trained with the palette k={saved.get('k')}, s={saved.get('s')}, but this semflow "
+                f"draws these classes with k={model.palette.k}, s={model.palette.s} (an old spread palette put a "
+                "class on the white ignore colour); retrain the model"
+            )
         return model.eval()
 
     # ------------------------------------------------------------------ the codec's two ends
