@@ -12,22 +12,12 @@ import torch
 
 from semflow.data.base import SegmentationDataset
 from semflow.io import write_bytes, write_image
-from semflow.models.base import Segmenter
 from semflow.models.semflow import SemFlowPipeline
+from semflow.rendering import colorize
 
 SAMPLES_PER_MASK = 4
 GRID_ROWS = 4
 TRAJECTORY_STEPS = 10
-
-
-def colorize(labels: torch.Tensor, pipe: Segmenter) -> np.ndarray:
-    """Class map ``(H, W)`` to RGB uint8 ``(H, W, 3)`` in the data set's colours (the palette's otherwise)."""
-    info = pipe.dataset
-    colors = torch.tensor(info.colors, dtype=torch.float32) if info.colors else pipe.palette.colors
-    colors = torch.cat([colors, torch.tensor([[255.0, 255.0, 255.0]])])  # ignore -> white
-    index = labels.clone().long()
-    index[(index < 0) | (index >= info.num_classes)] = info.num_classes
-    return colors[index].round().byte().numpy()
 
 
 def to_rgb(image: torch.Tensor) -> np.ndarray:

@@ -15,7 +15,6 @@ import contextlib
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -45,17 +44,11 @@ def output_names(has_colors: bool) -> Callable[[Path], list[str]]:
     return lambda path: [f"{path.stem}{suffix}.png" for suffix in suffixes]
 
 
-def label_png(labels: np.ndarray, path: Path) -> None:
-    """Class indices as an 8-bit PNG (16-bit when there are more than 256 labels)."""
-    dtype = np.uint8 if labels.max(initial=0) < 256 else np.uint16
-    write_image(labels.astype(dtype), path)
-
-
 def run(args: argparse.Namespace) -> int:
     from semflow.cli.parallel import inference_device, my_share, process_state, stop_if_any_failed
-    from semflow.cli.report import colorize
     from semflow.data.labelmap import to_file_ids
     from semflow.data.transforms import resize_image, resize_label
+    from semflow.rendering import colorize, pseudo_mask_rgb, save_label_png
 
     check_output_folder(args.out)
     state = process_state()  # under a launcher each process segments its share of the inputs
@@ -83,19 +76,17 @@ def run(args: argparse.Namespace) -> int:
                 x = torch.stack([resize_image(im.float() / 255.0, pipe.size) for im in chunk]).to(device)
                 with precision:
                     out = pipe.segment(x, steps=args.steps, solver=args.solver)
-                colors = out.pseudo_mask.round().clamp(0, 255).to(torch.uint8).cpu()
                 for i, image in enumerate(chunk):
                     size = tuple(image.shape[-2:])
                     index_path, color_path, *vis_path = outputs[share[start + i]]
                     labels = resize_label(out.labels[i].cpu(), size)
                     current = index_path
-                    label_png(to_file_ids(labels, pipe.dataset), index_path)
+                    save_label_png(to_file_ids(labels, pipe.dataset), index_path)
                     if vis_path:
                         current = vis_path[0]
                         write_image(colorize(labels, pipe), vis_path[0])
-                    color = resize_label(colors[i], size).permute(1, 2, 0).numpy()
                     current = color_path
-                    write_image(np.ascontiguousarray(color), color_path)
+                    write_image(pseudo_mask_rgb(out.pseudo_mask[i], size), color_path)
                     done += 1
         except OSError as err:
             for path in outputs[share[done]] if done < len(share) else []:
