@@ -52,6 +52,12 @@ def test_colour_far_from_every_listed_one():
         TABLE(rgb, "m.png")
 
 
+def test_mask_with_no_listed_colour_at_all_is_an_error_not_a_crash():
+    rgb = halves((0, 0, 255), (0, 255, 0))  # every pixel unlisted: no region to be an edge of
+    with pytest.raises(SemflowInputError, match=r"colour \(0, 0, 255\) at x=0, y=0 \(48 such pixels\)"):
+        TABLE(rgb, "m.png")
+
+
 def test_duplicate_colours_are_refused():
     with pytest.raises(SemflowInputError, match="same colour twice"):
         ColorTable(np.array([BLACK, BLACK], np.uint8), np.array([0, 1]), ("a", "b"))

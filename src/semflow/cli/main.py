@@ -10,7 +10,7 @@ from semflow._version import __version__
 from semflow.errors import SemflowInputError, SemflowOutputError
 
 # Command modules in the order ``semflow --help`` lists them.
-COMMANDS = ["demo", "train", "segment", "synthesize", "evaluate", "bench", "encode_mask", "prepare", "import_authors"]
+COMMANDS = ["demo", "train", "segment", "synthesize", "evaluate", "app", "bench", "encode_mask", "prepare", "import_authors"]
 
 
 def build_parser() -> argparse.ArgumentParser:

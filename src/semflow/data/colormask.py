@@ -40,6 +40,7 @@ class ColorTable:
         names: ``K`` names, for messages.
         tolerance: largest accepted distance, pixel levels.
         edge_radius: how far (pixels) an edge pixel may be from the two regions it blends.
+        hint: the error's last sentence, what to do about an unknown colour.
     """
 
     colors: np.ndarray
@@ -47,6 +48,7 @@ class ColorTable:
     names: tuple[str, ...]
     tolerance: float = DEFAULT_TOLERANCE
     edge_radius: int = DEFAULT_EDGE_RADIUS
+    hint: str = "List the colour in classes.json or raise color_tolerance"
 
     def __post_init__(self) -> None:
         colors = np.asarray(self.colors)
@@ -90,11 +92,13 @@ class ColorTable:
         ys, xs = np.nonzero(~exact)
         x = rgb[ys, xs].astype(np.float64)  # (M, 3)
         present = np.unique(index[exact])
-        # near[j] marks pixels within edge_radius of an exact pixel of colour present[j].
-        regions = torch.from_numpy(np.stack([(index == k) & exact for k in present]).astype(np.float32))
-        size = 2 * self.edge_radius + 1
-        near = F.max_pool2d(regions[None], size, stride=1, padding=self.edge_radius)[0].numpy() > 0
-        near_m = near[:, ys, xs]  # (P, M)
+        # near[j] marks pixels within edge_radius of an exact pixel of colour present[j] (none: no exact pixel).
+        near_m = np.zeros((0, len(ys)), dtype=bool)
+        if len(present):
+            regions = torch.from_numpy(np.stack([(index == k) & exact for k in present]).astype(np.float32))
+            size = 2 * self.edge_radius + 1
+            near = F.max_pool2d(regions[None], size, stride=1, padding=self.edge_radius)[0].numpy() > 0
+            near_m = near[:, ys, xs]  # (P, M)
         best = np.full(len(ys), np.inf)
         choice = np.zeros(len(ys), dtype=np.int64)
         colors = self.colors.astype(np.float64)
@@ -120,7 +124,7 @@ class ColorTable:
                 f"mask {path}: colour {color} at x={int(xs[first])}, y={int(ys[first])} ({int((~ok).sum())} such "
                 f"pixels) is {gap:.0f} levels from the nearest listed colour {tuple(int(v) for v in self.colors[k])} "
                 f"({self.names[k]}) and is not an edge blend of two listed colours; tolerance is "
-                f"{self.tolerance:g}. List the colour in classes.json or raise color_tolerance"
+                f"{self.tolerance:g}. {self.hint}"
             )
         out = index.copy()
         out[ys, xs] = choice

@@ -1,0 +1,140 @@
+"""What the app accepts from a browser, and reading it with the command line's rules.
+
+An upload is checked before it is decoded: its size in bytes from the file system, its size in pixels from
+the image header alone, so a decompression bomb is refused without being expanded. Images are read like
+``semflow segment`` reads them (any Pillow format, converted to RGB); masks like ``semflow synthesize`` reads
+them (class-index PNGs), and colour masks as a folder data set reads them (:mod:`semflow.data.colormask`:
+each pixel the nearest listed colour within a tolerance, anti-aliased edges accepted).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from semflow.data.colormask import ColorTable
+from semflow.data.imageio import image_size, read_mask, read_rgb
+from semflow.errors import SemflowInputError
+from semflow.palette import IGNORE_COLOR
+from semflow.rendering import display_colors
+
+if TYPE_CHECKING:
+    from semflow.pipeline import SemFlowPipeline
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """The largest upload the app reads.
+
+    Args:
+        max_bytes: file size, bytes (default 20 MiB: a large photo is a few MiB).
+        max_pixels: ``H * W`` (default 4096 x 4096; the model runs at its own size, but decoding, the overlay
+            and the downloads are at the upload's size).
+        max_files: images in one segmentation request.
+    """
+
+    max_bytes: int = 20 * 2**20
+    max_pixels: int = 4096 * 4096
+    max_files: int = 8
+
+
+def check_upload(path: str | Path, limits: UploadLimits, what: str = "image") -> tuple[int, int]:
+    """Check an uploaded file against ``limits`` without decoding its pixels.
+
+    Returns:
+        ``(H, W)`` from the header.
+
+    Raises:
+        SemflowInputError: too many bytes or pixels, or a file that is not an image (message names the file).
+    """
+    path = Path(path)
+    name = path.name
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise SemflowInputError(f"{what} {name}: cannot read the uploaded file") from None
+    if size > limits.max_bytes:
+        raise SemflowInputError(f"{what} {name} is {size / 2**20:.1f} MiB; the limit is "
+                                f"{limits.max_bytes / 2**20:.0f} MiB")
+    h, w = image_size(path, what)
+    if h * w > limits.max_pixels:
+        raise SemflowInputError(f"{what} {name} is {w}x{h} = {h * w / 1e6:.1f} megapixels; the limit is "
+                                f"{limits.max_pixels / 1e6:.1f} megapixels")
+    return h, w
+
+
+def read_image_upload(path: str | Path, limits: UploadLimits) -> np.ndarray:
+    """An uploaded image as uint8 RGB ``(H, W, 3)`` in ``[0, 255]``, after :func:`check_upload`."""
+    check_upload(path, limits, "image")
+    return read_rgb(path)
+
+
+def mask_color_table(pipe: SemFlowPipeline, colors: np.ndarray) -> ColorTable:
+    """Colours ``(C, 3)`` of the classes, plus white for the ignore label where the model has one."""
+    info = pipe.dataset
+    names = tuple(info.class_names)
+    labels = list(range(info.num_classes))
+    listed = [tuple(int(v) for v in c) for c in colors]
+    if info.ignore_index is not None and tuple(IGNORE_COLOR) not in listed:
+        listed.append(tuple(IGNORE_COLOR))
+        labels.append(info.ignore_index)
+        names += ("ignore",)
+    return ColorTable(np.asarray(listed, dtype=np.uint8), np.asarray(labels, dtype=np.int64), names,
+                      hint="Paint only with the class colours (the Model card lists them), or upload a class-index "
+                           "PNG")
+
+
+def read_mask_upload(path: str | Path, pipe: SemFlowPipeline, limits: UploadLimits) -> torch.Tensor:
+    """An uploaded mask as class labels.
+
+    An index mask (8/16-bit or palette PNG) holds class indices, as for ``semflow synthesize``. A colour mask
+    is read in the data set's display colours (the legend's, ``semflow segment``'s ``NAME_vis.png``) or, when
+    that fails, in the pseudo-mask palette (``NAME_color.png``).
+
+    Returns:
+        int64 ``(H, W)``: classes ``0 .. C-1`` or the ignore index.
+
+    Raises:
+        SemflowInputError: too large, unreadable, labels outside the classes, or colours the model does not know.
+    """
+    path = Path(path)
+    check_upload(path, limits, "mask")
+    stored = read_mask(path)
+    if stored.ndim == 2:
+        labels = torch.from_numpy(stored.astype(np.int64))
+    else:
+        tables = [mask_color_table(pipe, display_colors(pipe))]
+        palette_colors = pipe.palette.colors.round().to(torch.uint8).numpy()
+        if not np.array_equal(palette_colors, display_colors(pipe)):
+            tables.append(mask_color_table(pipe, palette_colors))
+        first_error = None
+        for table in tables:
+            try:
+                labels = torch.from_numpy(table(stored, path.name))
+                break
+            except SemflowInputError as err:
+                first_error = first_error or err
+        else:
+            raise first_error  # type: ignore[misc]
+    try:
+        pipe.palette.encode(labels)  # classes or the ignore index, nothing else
+    except SemflowInputError as err:
+        raise SemflowInputError(f"mask {path.name}: {err}") from None
+    return labels
+
+
+def safe_stem(name: str, taken: set[str]) -> str:
+    """A file stem for outputs: the upload's stem reduced to ``[A-Za-z0-9._-]``, unique among ``taken``
+    (which it joins)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).stem).strip("._") or "image"
+    candidate, n = stem, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{stem}_{n}"
+    taken.add(candidate)
+    return candidate
