@@ -40,8 +40,9 @@ def test_too_many_pixels_is_refused_from_the_header_alone(tmp_path, monkeypatch)
 
 def test_a_broken_file_names_itself(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    with pytest.raises(SemflowInputError, match=r"cannot read image .*broken\.png"):
+    with pytest.raises(SemflowInputError, match=r"cannot read image broken\.png") as err:
         read_image_upload(tmp_path / "broken.png", UploadLimits())
+    assert str(tmp_path) not in str(err.value)  # the server's folders are not shown to the page
 
 
 def test_index_mask_is_read_as_class_indices(mask_file, pipe):

@@ -1,7 +1,7 @@
 """The page: Gradio components around :mod:`semflow.app`'s functions.
 
 Import through :func:`import_gradio`, which first points Gradio's uploads at the app's temporary folder and
-turns its analytics off (the machines this runs on have no internet, and a demo should not call home).
+turns its analytics off (:func:`semflow.app.workspace.confine`: a demo does not call home).
 :class:`Handlers` holds what each button does, as plain methods that tests call without a browser; only
 :func:`build_app` lays out components.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +22,10 @@ from semflow.app.synthesis import (
     blank_canvas, can_synthesize, canvas_size, mask_from_canvas, mask_to_canvas, segment_back, synthesize_samples,
 )
 from semflow.app.uploads import UploadLimits, read_image_upload, read_mask_upload, safe_stem
-from semflow.app.workspace import Workspace
+from semflow.app.workspace import Workspace, confine
+from semflow.data.transforms import resize_label
 from semflow.errors import SemflowInputError
+from semflow.rendering import colorize
 
 if TYPE_CHECKING:
     import gradio
@@ -46,11 +47,8 @@ MIN_DISPLAY = 128
 
 
 def import_gradio(workspace: Workspace) -> Any:
-    """Import Gradio with its uploads under ``workspace`` and its analytics off; returns the module."""
-    os.environ["GRADIO_TEMP_DIR"] = str(workspace.uploads)
-    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # Gradio imports huggingface_hub; it must not reach out
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    """Gradio, imported after :func:`~semflow.app.workspace.confine` (uploads in ``workspace``, analytics off)."""
+    confine(workspace)
     import gradio
 
     return gradio
@@ -60,6 +58,17 @@ def enlarge(picture: np.ndarray, min_side: int = MIN_DISPLAY) -> np.ndarray:
     """``(H, W, 3)`` uint8 scaled by the smallest whole factor that makes its shorter side ``>= min_side``."""
     f = max(1, -(-min_side // max(1, min(picture.shape[:2]))))
     return picture if f == 1 else picture.repeat(f, axis=0).repeat(f, axis=1)
+
+
+def stack(pictures: list[np.ndarray], gap: int = 8) -> np.ndarray:
+    """uint8 ``(H_i, W_i, 3)`` pictures one above the other on white, left-aligned."""
+    width = max(p.shape[1] for p in pictures)
+    rows = []
+    for p in pictures:
+        row = np.full((p.shape[0] + gap, width, 3), 255, dtype=np.uint8)
+        row[: p.shape[0], : p.shape[1]] = p
+        rows.append(row)
+    return np.concatenate(rows)[:-gap] if gap else np.concatenate(rows)
 
 
 def _path(upload: Any) -> Path:
@@ -109,8 +118,7 @@ class Handlers:
         results = [segment_image(self.pipe, image, safe_stem(p.name, taken), int(steps), solver, out)
                    for p, image in zip(paths, images)]
         return (results, self.masks(results), self.overlays(results, opacity), self.legend(results),
-                [(r.strip, f"{r.name}: t = 0 (image) to 1 (mask)") for r in results],
-                [str(f) for r in results for f in r.files])
+                stack([r.strip for r in results]), [str(f) for r in results for f in r.files])
 
     @staticmethod
     def masks(results: list[SegmentedImage]) -> list[tuple[np.ndarray, str]]:
@@ -145,14 +153,20 @@ class Handlers:
         return mask_from_canvas(np.asarray(composite), self.pipe)
 
     def synthesize(self, editor: dict[str, Any] | None, samples: int, seed: int, steps: int,
-                   solver: str | None) -> tuple[dict[str, Any], list[tuple[np.ndarray, str]]]:
-        """The canvas to ``samples`` images; returns ``(state for segment-back, gallery)``."""
+                   solver: str | None) -> tuple[dict[str, Any], list[tuple[np.ndarray, str]], np.ndarray]:
+        """The canvas to ``samples`` images.
+
+        Returns:
+            ``(state for segment-back, gallery, the mask as the model reads it)``: the last is the canvas's
+            classes at the model size, in display colours.
+        """
         labels = self.painted_labels(editor)
         if not 1 <= int(samples) <= MAX_SAMPLES:
             raise SemflowInputError(f"samples={samples}; expected 1 to {MAX_SAMPLES}")
         images = synthesize_samples(self.pipe, labels, int(samples), int(seed), int(steps), solver)
         state = {"labels": labels, "images": images}
-        return state, [(enlarge(im), f"sample {k}, seed {int(seed)}") for k, im in enumerate(images)]
+        read = enlarge(colorize(resize_label(labels, self.pipe.size), self.pipe))
+        return state, [(enlarge(im), f"sample {k}, seed {int(seed)}") for k, im in enumerate(images)], read
 
     def segment_back(self, state: dict[str, Any] | None, steps: int,
                      solver: str | None) -> tuple[list[tuple[np.ndarray, str]], str]:
@@ -194,13 +208,15 @@ def build_app(gr: Any, handlers: Handlers, examples: list[Path] | None = None) -
     pipe, card = handlers.pipe, handlers.card
     stepped = bool(getattr(pipe, "STEPPED", True))
     model_events = {"concurrency_id": "model", "concurrency_limit": 1}  # one model call at a time
+    # PNG: the colours are the classes' exactly (Gradio's default WebP is lossy).
+    gallery = {"format": "png", "columns": 2, "object_fit": "contain", "preview": False, "height": "auto"}
     with gr.Blocks(title="semflow", analytics_enabled=False) as app:
-        gr.Markdown(f"# semflow: {html.escape(card.method)} model `{html.escape(handlers.model_dir.name)}`\n"
+        gr.Markdown(f"# semflow: {html.escape(card.method)} model `{html.escape(str(handlers.model_dir))}`\n"
                     f"{len(card.classes)} classes, runs at {pipe.size[1]}x{pipe.size[0]} pixels.")
         with gr.Tabs():
             with gr.Tab("Segment", id="segment"):
                 with gr.Row():
-                    with gr.Column():
+                    with gr.Column(scale=2):
                         files = gr.File(label="Images (one or more)", file_count="multiple", file_types=["image"],
                                         elem_id="seg-files")
                         if examples:
@@ -213,16 +229,18 @@ def build_app(gr: Any, handlers: Handlers, examples: list[Path] | None = None) -
                         if not stepped:
                             gr.Markdown(f"A {html.escape(card.method)} model segments in one pass: no steps.")
                         run = gr.Button("Segment", variant="primary", elem_id="seg-run")
+                        legend = gr.HTML(elem_id="seg-legend")
+                        downloads = gr.File(label="Downloads: NAME.png (class indices), NAME_color.png "
+                                                  "(pseudo-mask), as semflow segment writes them",
+                                            file_count="multiple", interactive=False, elem_id="seg-downloads")
+                    with gr.Column(scale=3):
+                        with gr.Row():
+                            masks = gr.Gallery(label="Mask", **gallery, elem_id="seg-masks")
+                            overlays = gr.Gallery(label="Overlay", **gallery, elem_id="seg-overlays")
                         opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Overlay opacity",
                                             elem_id="seg-opacity")
-                    with gr.Column():
-                        masks = gr.Gallery(label="Mask", format="png", columns=4, elem_id="seg-masks")
-                        overlays = gr.Gallery(label="Overlay", format="png", columns=4, elem_id="seg-overlays")
-                        strips = gr.Gallery(label="Segmentation trajectory, t = 0 to 1", format="png", columns=1,
-                                            elem_id="seg-strips")
-                legend = gr.HTML(elem_id="seg-legend")
-                downloads = gr.File(label="Downloads: NAME.png (class indices), NAME_color.png (pseudo-mask)",
-                                    file_count="multiple", interactive=False, elem_id="seg-downloads")
+                        strips = gr.Image(label="Segmentation trajectory, t = 0 (image) to 1 (mask)", format="png",
+                                          type="numpy", interactive=False, elem_id="seg-strips")
                 results = gr.State()
                 run.click(_guard(handlers.segment, gr), [files, steps, solver, opacity],
                           [results, masks, overlays, legend, strips, downloads], **model_events)
@@ -230,7 +248,7 @@ def build_app(gr: Any, handlers: Handlers, examples: list[Path] | None = None) -
 
             with gr.Tab("Synthesize", id="synthesize"):
                 if can_synthesize(pipe):
-                    _synthesis_tab(gr, handlers, model_events)
+                    _synthesis_tab(gr, handlers, model_events, {**gallery, "columns": 4})
                 else:
                     gr.Markdown(
                         f"Synthesis is not available for this model: a **{html.escape(card.method)}** model maps "
@@ -242,7 +260,7 @@ def build_app(gr: Any, handlers: Handlers, examples: list[Path] | None = None) -
     return app
 
 
-def _synthesis_tab(gr: Any, handlers: Handlers, model_events: dict[str, Any]) -> None:
+def _synthesis_tab(gr: Any, handlers: Handlers, model_events: dict[str, Any], gallery_options: dict[str, Any]) -> None:
     pipe, card = handlers.pipe, handlers.card
     h, w = canvas_size(pipe)
     colors = [_hex(color) for _, _, color in card.classes]
@@ -252,7 +270,7 @@ def _synthesis_tab(gr: Any, handlers: Handlers, model_events: dict[str, Any]) ->
             editor = gr.ImageEditor(
                 value={"background": start, "layers": [], "composite": start}, type="numpy", image_mode="RGB",
                 format="png", label="Paint a mask", canvas_size=(w, h), fixed_canvas=True, sources=(),
-                transforms=(), layers=False, eraser=False,
+                transforms=(), layers=False,  # eraser=False would hide the whole toolbar (Gradio 6.31)
                 brush=gr.Brush(colors=colors, default_color=colors[min(1, len(colors) - 1)], color_mode="fixed",
                                default_size=max(4, h // 12)),
                 elem_id="synth-canvas")
@@ -268,14 +286,16 @@ def _synthesis_tab(gr: Any, handlers: Handlers, model_events: dict[str, Any]) ->
                 solver = gr.Dropdown(list(pipe.SOLVERS), value=pipe.DEFAULT_SOLVER, label="Solver")
             run = gr.Button("Synthesize", variant="primary", elem_id="synth-run")
         with gr.Column():
-            gallery = gr.Gallery(label="Samples", format="png", columns=4, elem_id="synth-gallery")
+            gallery = gr.Gallery(label="Samples", **gallery_options, elem_id="synth-gallery")
+            read = gr.Image(label="The mask as the model reads it (its size, class colours)", format="png",
+                            type="numpy", interactive=False, height=160, elem_id="synth-read")
             back = gr.Button("Segment it back", elem_id="synth-back")
-            back_gallery = gr.Gallery(label="Samples segmented back", format="png", columns=4,
+            back_gallery = gr.Gallery(label="Samples segmented back", **gallery_options,
                                       elem_id="synth-back-gallery")
             back_text = gr.Markdown(elem_id="synth-back-miou")
     state = gr.State()
     mask_file.upload(_guard(lambda f: handlers.load_mask(f)[0], gr), [mask_file], [editor])
-    run.click(_guard(handlers.synthesize, gr), [editor, samples, seed, steps, solver], [state, gallery],
+    run.click(_guard(handlers.synthesize, gr), [editor, samples, seed, steps, solver], [state, gallery, read],
               **model_events)
     back.click(_guard(handlers.segment_back, gr), [state, steps, solver], [back_gallery, back_text], **model_events)
 

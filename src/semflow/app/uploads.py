@@ -9,7 +9,9 @@ each pixel the nearest listed colour within a tolerance, anti-aliased edges acce
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +45,15 @@ class UploadLimits:
     max_files: int = 8
 
 
+@contextlib.contextmanager
+def named_by_file_name(path: Path) -> Iterator[None]:
+    """Errors name the upload by its file name, not by the server's temporary path."""
+    try:
+        yield
+    except SemflowInputError as err:
+        raise SemflowInputError(str(err).replace(str(path), path.name)) from None
+
+
 def check_upload(path: str | Path, limits: UploadLimits, what: str = "image") -> tuple[int, int]:
     """Check an uploaded file against ``limits`` without decoding its pixels.
 
@@ -61,7 +72,8 @@ def check_upload(path: str | Path, limits: UploadLimits, what: str = "image") ->
     if size > limits.max_bytes:
         raise SemflowInputError(f"{what} {name} is {size / 2**20:.1f} MiB; the limit is "
                                 f"{limits.max_bytes / 2**20:.0f} MiB")
-    h, w = image_size(path, what)
+    with named_by_file_name(path):
+        h, w = image_size(path, what)
     if h * w > limits.max_pixels:
         raise SemflowInputError(f"{what} {name} is {w}x{h} = {h * w / 1e6:.1f} megapixels; the limit is "
                                 f"{limits.max_pixels / 1e6:.1f} megapixels")
@@ -70,8 +82,10 @@ def check_upload(path: str | Path, limits: UploadLimits, what: str = "image") ->
 
 def read_image_upload(path: str | Path, limits: UploadLimits) -> np.ndarray:
     """An uploaded image as uint8 RGB ``(H, W, 3)`` in ``[0, 255]``, after :func:`check_upload`."""
+    path = Path(path)
     check_upload(path, limits, "image")
-    return read_rgb(path)
+    with named_by_file_name(path):
+        return read_rgb(path)
 
 
 def mask_color_table(pipe: SemFlowPipeline, colors: np.ndarray) -> ColorTable:
@@ -104,7 +118,8 @@ def read_mask_upload(path: str | Path, pipe: SemFlowPipeline, limits: UploadLimi
     """
     path = Path(path)
     check_upload(path, limits, "mask")
-    stored = read_mask(path)
+    with named_by_file_name(path):
+        stored = read_mask(path)
     if stored.ndim == 2:
         labels = torch.from_numpy(stored.astype(np.int64))
     else:

@@ -6,6 +6,7 @@ Each request writes into a fresh subfolder, so two users never see each other's 
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -56,3 +57,17 @@ class Workspace:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def confine(workspace: Workspace) -> None:
+    """Point the libraries the app runs at the workspace, before they are imported.
+
+    Gradio keeps uploads and the files it serves under ``GRADIO_TEMP_DIR``; matplotlib (imported by Gradio and
+    torchmetrics) writes a font cache under ``MPLCONFIGDIR``. Gradio's analytics are turned off and
+    huggingface_hub (which Gradio imports) kept offline: the app never calls out.
+    """
+    os.environ["GRADIO_TEMP_DIR"] = str(workspace.uploads)
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("MPLCONFIGDIR", str(workspace.path / "matplotlib"))

@@ -35,19 +35,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _stop_on_sigterm() -> None:
-    """SIGTERM ends the server like Ctrl+C, so the temporary folder is removed."""
+def _stop_on_signals() -> None:
+    """SIGINT and SIGTERM end the server like Ctrl+C, so the temporary folder is removed (a shell starts
+    background jobs with SIGINT ignored; the app takes it back)."""
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 def run(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("gradio") is None:
         raise SemflowInputError(INSTALL_HINT)
     from semflow.app.uploads import UploadLimits
-    from semflow.app.workspace import Workspace
+    from semflow.app.workspace import Workspace, confine
     from semflow.io import list_images
 
     if not 0 <= args.port <= 65535:
@@ -57,9 +59,10 @@ def run(args: argparse.Namespace) -> int:
     examples = list_images([args.examples]) if args.examples is not None else []
     limits = UploadLimits(max_bytes=int(args.max_upload_mb * 2**20), max_pixels=int(args.max_megapixels * 1e6),
                           max_files=args.max_images)
-    pipe = load_pipeline(args.model, args.device)
-    _stop_on_sigterm()
+    _stop_on_signals()
     with Workspace() as workspace:
+        confine(workspace)  # before torchmetrics and Gradio import matplotlib
+        pipe = load_pipeline(args.model, args.device)
         from semflow.app.ui import Handlers, build_app, import_gradio, serve
 
         gr = import_gradio(workspace)
