@@ -12,7 +12,7 @@ from PIL import Image
 from semflow import ModelConfig, SemFlowPipeline
 from semflow.data import open_dataset
 
-from conftest import TINY_NETWORK
+from tiny import TINY_NETWORK
 
 SIZE = 16
 

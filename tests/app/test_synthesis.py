@@ -3,12 +3,14 @@
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from semflow.app.synthesis import (
-    blank_canvas, can_synthesize, canvas_size, mask_from_canvas, mask_to_canvas, segment_back, synthesize_samples,
+    blank_canvas, canvas_size, mask_from_canvas, mask_to_canvas, segment_back, synthesize_samples,
 )
+from semflow.cli.main import main
 from semflow.errors import SemflowInputError
-from semflow.pipeline import SegmentationOutput
+from semflow.models.base import SegmentationOutput
 from semflow.rendering import display_colors
 
 from .conftest import SIZE, shapes_pair
@@ -52,8 +54,18 @@ def test_samples_differ_and_the_seed_reproduces_them(pipe):
     assert not np.array_equal(a[0], a[1]) and not np.array_equal(a[1], a[2])
 
 
+def test_the_seed_gives_the_images_semflow_synthesize_writes(pipe, semflow_dir, tmp_path):
+    label = shapes_pair(size=SIZE)[1]
+    Image.fromarray(label.astype(np.uint8)).save(tmp_path / "mask.png")
+    assert main(["synthesize", "--model", str(semflow_dir), "--device", "cpu", "--steps", "3", "--samples", "2",
+                 "--seed", "5", str(tmp_path / "mask.png"), "--out", str(tmp_path / "cli")]) == 0
+    app = synthesize_samples(pipe, torch.from_numpy(label), 2, seed=5, steps=3, solver="euler")
+    for k in range(2):
+        assert np.array_equal(app[k], np.asarray(Image.open(tmp_path / "cli" / f"mask_{k}.png"))), k
+
+
 def test_baselines_cannot_synthesize(disc, pipe):
-    assert can_synthesize(pipe) and not can_synthesize(disc)
+    assert pipe.can_synthesize and not disc.can_synthesize
     with pytest.raises(SemflowInputError, match="discriminative model only segments"):
         synthesize_samples(disc, torch.zeros(4, 4, dtype=torch.long), 1, 0, 1, None)
 

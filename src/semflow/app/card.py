@@ -17,7 +17,7 @@ from semflow.config import to_dict
 from semflow.rendering import display_colors
 
 if TYPE_CHECKING:
-    from semflow.pipeline import SemFlowPipeline
+    from semflow.models.base import Segmenter
 
 TRAIN_CONFIG_FILE = "train_config.json"  # what semflow train writes beside the model
 METRICS_FILE = "metrics.json"
@@ -59,7 +59,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def model_card(pipe: SemFlowPipeline, folder: str | Path) -> ModelCard:
+def model_card(pipe: Segmenter, folder: str | Path) -> ModelCard:
     """Collect the card of the model loaded from ``folder``."""
     folder = Path(folder)
     colors = display_colors(pipe)

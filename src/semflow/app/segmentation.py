@@ -13,7 +13,7 @@ from semflow.data.transforms import resize_image, resize_label
 from semflow.rendering import colorize, display_colors, pseudo_mask_rgb, write_segmentation
 
 if TYPE_CHECKING:
-    from semflow.pipeline import SemFlowPipeline
+    from semflow.models.base import Segmenter
 
 # Frames shown of a trajectory: 50 steps would make a strip too long to read; 11 show t = 0, 0.1, ... 1.
 STRIP_FRAMES = 11
@@ -55,7 +55,7 @@ class SegmentedImage:
     files: list[Path]
 
 
-def class_shares(labels: np.ndarray, pipe: SemFlowPipeline) -> list[LegendRow]:
+def class_shares(labels: np.ndarray, pipe: Segmenter) -> list[LegendRow]:
     """Each class's name, display colour and share of the pixels of ``labels`` ``(H, W)``; ignored pixels
     count in the total, so shares sum to 1 only without them."""
     info = pipe.dataset
@@ -105,7 +105,7 @@ def trajectory_strip(trajectory: torch.Tensor, frames: int = STRIP_FRAMES) -> np
     return np.concatenate(parts[:-1], axis=1)
 
 
-def segment_image(pipe: SemFlowPipeline, image: np.ndarray, name: str, steps: int, solver: str | None,
+def segment_image(pipe: Segmenter, image: np.ndarray, name: str, steps: int, solver: str | None,
                   out: Path) -> SegmentedImage:
     """Segment one image and write its files.
 

@@ -14,12 +14,13 @@ import torch
 
 from semflow.data.transforms import resize_label
 from semflow.errors import SemflowInputError
-from semflow.metrics import ConfusionMatrix
+from semflow.evaluation.metrics import ConfusionMatrix
 from semflow.palette import IGNORE_COLOR
 from semflow.rendering import colorize, display_colors
+from semflow.seeding import make_generator
 
 if TYPE_CHECKING:
-    from semflow.pipeline import SemFlowPipeline
+    from semflow.models.base import Segmenter
 
 # The canvas's longer side, pixels: big enough to paint comfortably, whatever the (often 32 px) model size.
 CANVAS_LONG_SIDE = 384
@@ -27,31 +28,26 @@ CANVAS_LONG_SIDE = 384
 OPAQUE = 128
 
 
-def can_synthesize(pipe: SemFlowPipeline) -> bool:
-    """Whether the model maps masks to images (SemFlow does; the segmentation-only baselines do not)."""
-    return bool(getattr(pipe, "can_synthesize", pipe.method == "semflow"))
-
-
-def canvas_size(pipe: SemFlowPipeline, long_side: int = CANVAS_LONG_SIDE) -> tuple[int, int]:
+def canvas_size(pipe: Segmenter, long_side: int = CANVAS_LONG_SIDE) -> tuple[int, int]:
     """``(H, W)`` of a canvas with the model's aspect ratio and ``long_side`` pixels on its longer side."""
     h, w = pipe.size
     scale = long_side / max(h, w)
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
-def mask_to_canvas(labels: torch.Tensor, pipe: SemFlowPipeline, size: tuple[int, int] | None = None) -> np.ndarray:
+def mask_to_canvas(labels: torch.Tensor, pipe: Segmenter, size: tuple[int, int] | None = None) -> np.ndarray:
     """A class map ``(H, W)`` drawn in display colours (ignore white), resized (nearest) to ``size``
     (default :func:`canvas_size`): uint8 ``(h, w, 3)``."""
     size = canvas_size(pipe) if size is None else size
     return colorize(resize_label(labels.long(), size), pipe)
 
 
-def blank_canvas(pipe: SemFlowPipeline) -> np.ndarray:
+def blank_canvas(pipe: Segmenter) -> np.ndarray:
     """A canvas filled with class 0 (usually the background): uint8 ``(H, W, 3)``."""
     return mask_to_canvas(torch.zeros(pipe.size, dtype=torch.long), pipe)
 
 
-def mask_from_canvas(canvas: np.ndarray, pipe: SemFlowPipeline) -> torch.Tensor:
+def mask_from_canvas(canvas: np.ndarray, pipe: Segmenter) -> torch.Tensor:
     """Read a painted canvas as classes.
 
     Args:
@@ -80,14 +76,14 @@ def mask_from_canvas(canvas: np.ndarray, pipe: SemFlowPipeline) -> torch.Tensor:
     return torch.from_numpy(out.astype(np.int64))
 
 
-def synthesize_samples(pipe: SemFlowPipeline, labels: torch.Tensor, samples: int, seed: int, steps: int,
+def synthesize_samples(pipe: Segmenter, labels: torch.Tensor, samples: int, seed: int, steps: int,
                        solver: str | None) -> np.ndarray:
     """``samples`` images for one mask.
 
     Args:
         labels: int64 ``(H, W)`` classes or the ignore index, any size (the model resizes it).
         samples: ``K >= 1``.
-        seed: the same seed gives the same images.
+        seed: the same seed gives the same images, those ``semflow synthesize --seed`` writes for this mask.
         steps: solver steps from ``t = 1`` to ``0``.
         solver: one of ``pipe.SOLVERS``.
 
@@ -97,9 +93,10 @@ def synthesize_samples(pipe: SemFlowPipeline, labels: torch.Tensor, samples: int
     Raises:
         SemflowInputError: a model that only segments, or labels outside the model's classes.
     """
-    if not can_synthesize(pipe):
+    if not pipe.can_synthesize:
         raise SemflowInputError(f"a {pipe.method} model only segments; synthesis needs a semflow model")
-    generator = torch.Generator().manual_seed(int(seed))
+    # The mask's generator as `semflow synthesize --seed` makes it for its first mask: same seed, same images.
+    generator = make_generator(int(seed), 0)
     out = pipe.synthesize(labels[None], steps=steps, samples=samples, solver=solver, generator=[generator])
     images = (out.images[0].float().cpu() * 255).round().clamp(0, 255).to(torch.uint8)
     return np.ascontiguousarray(images.permute(0, 2, 3, 1).numpy())
@@ -114,7 +111,7 @@ class SegmentedBack:
     miou: float
 
 
-def segment_back(pipe: SemFlowPipeline, images: np.ndarray, labels: torch.Tensor, steps: int,
+def segment_back(pipe: Segmenter, images: np.ndarray, labels: torch.Tensor, steps: int,
                  solver: str | None) -> list[SegmentedBack]:
     """Segment each synthesized image and score it against the painted mask, at the model size.
 

@@ -19,7 +19,7 @@ import torch
 from semflow.app.card import card_html, classes_html, model_card
 from semflow.app.segmentation import SegmentedImage, overlay, segment_image
 from semflow.app.synthesis import (
-    blank_canvas, can_synthesize, canvas_size, mask_from_canvas, mask_to_canvas, segment_back, synthesize_samples,
+    blank_canvas, canvas_size, mask_from_canvas, mask_to_canvas, segment_back, synthesize_samples,
 )
 from semflow.app.uploads import UploadLimits, read_image_upload, read_mask_upload, safe_stem
 from semflow.app.workspace import Workspace, confine
@@ -30,7 +30,7 @@ from semflow.rendering import colorize
 if TYPE_CHECKING:
     import gradio
 
-    from semflow.pipeline import SemFlowPipeline
+    from semflow.models.base import Segmenter
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class Handlers:
         limits: the largest upload read.
     """
 
-    def __init__(self, pipe: SemFlowPipeline, model_dir: Path, workspace: Workspace,
+    def __init__(self, pipe: Segmenter, model_dir: Path, workspace: Workspace,
                  limits: UploadLimits = UploadLimits()) -> None:
         self.pipe = pipe
         self.model_dir = Path(model_dir)
@@ -206,7 +206,7 @@ def _hex(color: tuple[int, int, int]) -> str:
 def build_app(gr: Any, handlers: Handlers, examples: list[Path] | None = None) -> gradio.Blocks:
     """Lay out the page: Segment, Synthesize and Model card tabs. ``gr`` is the module from :func:`import_gradio`."""
     pipe, card = handlers.pipe, handlers.card
-    stepped = bool(getattr(pipe, "STEPPED", True))
+    stepped = pipe.STEPPED
     model_events = {"concurrency_id": "model", "concurrency_limit": 1}  # one model call at a time
     # PNG: the colours are the classes' exactly (Gradio's default WebP is lossy).
     gallery = {"format": "png", "columns": 2, "object_fit": "contain", "preview": False, "height": "auto"}
@@ -247,7 +247,7 @@ def build_app(gr: Any, handlers: Handlers, examples: list[Path] | None = None) -
                 opacity.change(_guard(handlers.overlays, gr), [results, opacity], [overlays])
 
             with gr.Tab("Synthesize", id="synthesize"):
-                if can_synthesize(pipe):
+                if pipe.can_synthesize:
                     _synthesis_tab(gr, handlers, model_events, {**gallery, "columns": 4})
                 else:
                     gr.Markdown(

@@ -20,13 +20,13 @@ import numpy as np
 import torch
 
 from semflow.data.colormask import ColorTable
-from semflow.data.imageio import image_size, read_mask, read_rgb
+from semflow.io import image_size, read_mask, read_rgb
 from semflow.errors import SemflowInputError
 from semflow.palette import IGNORE_COLOR
 from semflow.rendering import display_colors
 
 if TYPE_CHECKING:
-    from semflow.pipeline import SemFlowPipeline
+    from semflow.models.base import Segmenter
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def read_image_upload(path: str | Path, limits: UploadLimits) -> np.ndarray:
         return read_rgb(path)
 
 
-def mask_color_table(pipe: SemFlowPipeline, colors: np.ndarray) -> ColorTable:
+def mask_color_table(pipe: Segmenter, colors: np.ndarray) -> ColorTable:
     """Colours ``(C, 3)`` of the classes, plus white for the ignore label where the model has one."""
     info = pipe.dataset
     names = tuple(info.class_names)
@@ -103,7 +103,7 @@ def mask_color_table(pipe: SemFlowPipeline, colors: np.ndarray) -> ColorTable:
                            "PNG")
 
 
-def read_mask_upload(path: str | Path, pipe: SemFlowPipeline, limits: UploadLimits) -> torch.Tensor:
+def read_mask_upload(path: str | Path, pipe: Segmenter, limits: UploadLimits) -> torch.Tensor:
     """An uploaded mask as class labels.
 
     An index mask (8/16-bit or palette PNG) holds class indices, as for ``semflow synthesize``. A colour mask
