@@ -194,8 +194,9 @@ def screenshots(page, url: str, paths: dict[str, Path], folder: Path) -> None:
     page.wait_for_function(f"document.querySelectorAll('#synth-gallery img').length >= {SAMPLES}")
     page.click("#synth-back")
     page.wait_for_selector("#synth-back-miou :text('mIoU')")
+    page.evaluate("window.scrollTo(0, 0)")
     page.wait_for_timeout(1000)
-    page.screenshot(path=str(folder / "app-synthesize.png"))
+    page.screenshot(path=str(folder / "app-synthesize.png"), full_page=True)
 
 
 def main(argv: list[str] | None = None) -> None:

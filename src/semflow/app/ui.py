@@ -174,7 +174,7 @@ class Handlers:
         if not state:
             raise SemflowInputError("nothing to segment back yet; synthesize first")
         back = segment_back(self.pipe, state["images"], state["labels"], int(steps), solver)
-        gallery = [(enlarge(b.mask), f"sample {k}: mIoU {b.miou:.3f}") for k, b in enumerate(back)]
+        gallery = [(enlarge(b.mask), f"{k}: mIoU {b.miou:.2f}") for k, b in enumerate(back)]
         mean = float(np.mean([b.miou for b in back]))
         text = (f"mIoU of each sample's segmentation against the painted mask: "
                 f"{', '.join(f'{b.miou:.3f}' for b in back)} (mean {mean:.3f})")
