@@ -115,6 +115,21 @@ def png(url: str, page) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
 
 
+def upload(page, box: str, path: Path) -> None:
+    """Drop ``path`` on the upload ``box``; again if the page was still starting and missed it (a busy machine)."""
+    for attempt in range(5):
+        clear = page.locator(f"{box} button[aria-label='Clear']")
+        if attempt and clear.count():
+            clear.first.click()  # a late first upload must not make it two files
+        page.locator(f"{box} input[type=file]").set_input_files([str(path)])
+        try:
+            page.wait_for_selector(f"{box} :text('{path.name}')", timeout=10_000 * (attempt + 1))
+            return
+        except sync_api.TimeoutError:
+            continue
+    raise AssertionError(f"the page never took the upload {path.name}")
+
+
 def wait_for_count(page, selector: str, n: int) -> None:
     page.wait_for_function(f"document.querySelectorAll({selector!r}).length >= {n}", timeout=ACTION_TIMEOUT_MS)
 
@@ -149,8 +164,7 @@ def test_segment_synthesize_and_survive_a_broken_upload(browser, tmp_path):
         assert "scene.png" in page.inner_text("body")  # --examples are offered
 
         # Segment: upload, run, read the mask back through its download.
-        page.locator("#seg-files input[type=file]").set_input_files([str(inputs / "scene.png")])
-        page.wait_for_selector("#seg-files :text('scene.png')")
+        upload(page, "#seg-files", inputs / "scene.png")
         page.click("#seg-run")
         wait_for_count(page, "#seg-downloads a", 3)
         hrefs = [a.get_attribute("href") for a in page.locator("#seg-downloads a").all()]
@@ -165,8 +179,7 @@ def test_segment_synthesize_and_survive_a_broken_upload(browser, tmp_path):
 
         # A broken upload: a message in the page, and the app still answers.
         page.locator("#seg-files button[aria-label='Clear']").first.click()
-        page.locator("#seg-files input[type=file]").set_input_files([str(tmp_path / "broken.png")])
-        page.wait_for_selector("#seg-files :text('broken.png')")
+        upload(page, "#seg-files", tmp_path / "broken.png")
         page.click("#seg-run")
         page.wait_for_selector(".toast-body :text('cannot read image broken.png')")
         assert server.answers() and server.process.poll() is None
@@ -227,8 +240,7 @@ def test_a_baseline_gets_segmentation_and_a_reason_for_no_synthesis(browser, tmp
         page.set_default_timeout(ACTION_TIMEOUT_MS)
         page.goto(server.url)
         page.wait_for_selector("#seg-run")
-        page.locator("#seg-files input[type=file]").set_input_files([str(tmp_path / "scene.png")])
-        page.wait_for_selector("#seg-files :text('scene.png')")
+        upload(page, "#seg-files", tmp_path / "scene.png")
         page.click("#seg-run")
         wait_for_count(page, "#seg-downloads a", 3)
         page.get_by_role("tab", name="Synthesize").click()

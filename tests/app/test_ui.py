@@ -118,4 +118,4 @@ def test_command_without_gradio_says_how_to_install_it(monkeypatch, semflow_dir,
 def test_command_refuses_a_bad_port_before_loading_anything(tmp_path, capsys):
     pytest.importorskip("gradio")
     assert main(["app", "--model", str(tmp_path / "missing"), "--port", "70000"]) == 2
-    assert "--port 70000; expected 0 to 65535" in capsys.readouterr().err
+    assert "--port 70000; expected 1 to 65535" in capsys.readouterr().err

@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from semflow.app.workspace import Workspace, confine
     from semflow.io import list_images
 
-    if not 0 <= args.port <= 65535:
-        raise SemflowInputError(f"--port {args.port}; expected 0 to 65535")
+    if not 1 <= args.port <= 65535:
+        raise SemflowInputError(f"--port {args.port}; expected 1 to 65535")
     if args.max_upload_mb <= 0 or args.max_megapixels <= 0:
         raise SemflowInputError("--max-upload-mb and --max-megapixels must be positive")
     examples = list_images([args.examples]) if args.examples is not None else []
