@@ -137,7 +137,7 @@ def read_mask_upload(path: str | Path, pipe: Segmenter, limits: UploadLimits) ->
         else:
             raise first_error  # type: ignore[misc]
     try:
-        pipe.palette.encode(labels)  # classes or the ignore index, nothing else
+        pipe.palette.encode(labels.unique()[None])  # classes or the ignore index, nothing else (values only)
     except SemflowInputError as err:
         raise SemflowInputError(f"mask {path.name}: {err}") from None
     return labels
