@@ -6,6 +6,7 @@ saved beside every trained model (``train_config.json``), so a model folder alon
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -44,6 +45,13 @@ class PaletteConfig:
                                     "palette chooses its own (leave them at 6 and 50)")
 
 
+# Perturbation shapes (semflow.perturbation), parameterisations (semflow.flow.velocity) and state layouts
+# (semflow.flow.state): the one list of each.
+PERTURBATIONS = ("uniform", "gaussian")
+PARAMETERIZATIONS = ("velocity", "endpoints")
+STATES = ("shared", "stacked")
+
+
 # What a model folder can hold: the one list of method names. Class ``semflow.models.<method>`` registers
 # itself for each (see semflow.models.base.model_class).
 METHODS = ("semflow", "dsm", "discriminative")
@@ -66,6 +74,14 @@ class ModelConfig:
             cross-entropy, one forward pass); see :mod:`semflow.models`.
         scheduler_args: ``dsm`` only: overrides of its diffusers noise-scheduler config (``beta_schedule``,
             ``num_train_timesteps``, ``timestep_spacing``, ...).
+        perturbation: shape of the pseudo-mask perturbation: ``uniform`` (paper: ``U(-beta, beta)``) or
+            ``gaussian`` (``N(0, (beta/2)^2)`` clipped to ``[-beta, beta]``: as bounded, so labels never change).
+        parameterization: what the network outputs: ``velocity`` (paper: ``v``) or ``endpoints`` (both ends
+            ``(z0_hat, z1_hat)``, twice the channels; the velocity is ``z1_hat - z0_hat``).
+        state: ``shared`` (paper: image and mask latents are points of one latent space) or ``stacked`` (the
+            state has both latents in separate channels, ``[image part, mask part]``; each end fills the
+            other part with ``state_noise``-scaled Gaussian noise, or zeros).
+        state_noise: ``stacked`` only: standard deviation of that fill, in latent units (``0``: zeros).
     """
 
     size: list[int] = field(default_factory=lambda: [32, 32])
@@ -78,6 +94,10 @@ class ModelConfig:
     time_scale: float = 1000.0
     method: str = "semflow"
     scheduler_args: dict[str, Any] = field(default_factory=dict)
+    perturbation: str = "uniform"
+    parameterization: str = "velocity"
+    state: str = "shared"
+    state_noise: float = 0.0
 
     def __post_init__(self) -> None:
         if len(self.size) != 2 or min(self.size) < 1 or max(self.size) > MAX_SIZE:
@@ -90,6 +110,89 @@ class ModelConfig:
             raise SemflowInputError(f"model.method={self.method!r}; expected one of {', '.join(METHODS)}")
         if self.scheduler_args and self.method != "dsm":
             raise SemflowInputError(f"model.scheduler_args applies only to model.method=dsm, not {self.method!r}")
+        _check_choice("model.perturbation", self.perturbation, PERTURBATIONS)
+        _check_choice("model.parameterization", self.parameterization, PARAMETERIZATIONS)
+        _check_choice("model.state", self.state, STATES)
+        if not (math.isfinite(self.state_noise) and self.state_noise >= 0):
+            raise SemflowInputError(f"model.state_noise={self.state_noise}; expected a finite number >= 0")
+        if self.state_noise and self.state != "stacked":
+            raise SemflowInputError("model.state_noise applies only to model.state=stacked")
+        if self.method != "semflow" and (self.state, self.parameterization) != ("shared", "velocity"):
+            raise SemflowInputError(f"model.state and model.parameterization apply to model.method=semflow, "
+                                    f"not {self.method!r}")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SemflowInputError(f"{name}={value!r}; expected one of {', '.join(choices)}")
+
+
+def _check_probability(name: str, value: float) -> None:
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise SemflowInputError(f"{name}={value}; expected a probability in [0, 1]")
+
+
+TIME_SAMPLINGS = ("uniform", "endpoints", "logit-normal")
+
+
+@dataclass
+class TimeSamplingConfig:
+    """How training draws ``t`` (:func:`semflow.flow.path.sample_time`).
+
+    ``kind``: ``uniform`` (paper: ``U(0, 1)``); ``endpoints``: ``t = 0`` with probability ``t0_mass``,
+    ``t = 1`` with ``t1_mass``, else ``U(0, 1)`` (``t = 0`` is the state segmentation starts from, ``t = 1``
+    the one synthesis starts from); ``logit-normal``: ``sigmoid(N(mean, std^2))``.
+    """
+
+    kind: str = "uniform"
+    t0_mass: float = 0.0
+    t1_mass: float = 0.0
+    mean: float = 0.0
+    std: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_choice("train.objective.time.kind", self.kind, TIME_SAMPLINGS)
+        _check_probability("train.objective.time.t0_mass", self.t0_mass)
+        _check_probability("train.objective.time.t1_mass", self.t1_mass)
+        if self.t0_mass + self.t1_mass > 1:
+            raise SemflowInputError(f"train.objective.time: t0_mass + t1_mass = {self.t0_mass + self.t1_mass}; "
+                                    "expected at most 1")
+        if (self.t0_mass or self.t1_mass) and self.kind != "endpoints":
+            raise SemflowInputError("train.objective.time.t0_mass/t1_mass apply only to kind=endpoints")
+        if not (math.isfinite(self.std) and self.std > 0) or not math.isfinite(self.mean):
+            raise SemflowInputError(f"train.objective.time: mean={self.mean}, std={self.std}; expected finite "
+                                    "numbers with std > 0")
+
+
+@dataclass
+class ObjectiveConfig:
+    """What SemFlow's training loss is made of, beyond the paper's velocity MSE (the defaults are the paper's).
+
+    ``time``: how ``t`` is drawn. ``class_weight``: weight of a cross-entropy on the mask the prediction
+    implies (``z_t + (1 - t) v``, decoded), with logits ``-|colour - c_k|^2 / class_tau`` over the palette
+    colours ``c_k`` (colours in ``[0, 1]``; the ignore label is skipped). ``image_weight``: for
+    ``model.parameterization=endpoints``, the weight of the image end's MSE (the mask end gets
+    ``1 - image_weight``). ``self_align_fraction``: the last fraction of the training steps draws its states
+    from the model's own Euler solves of ``self_align_steps`` steps, half from each end, with targets that
+    point from the state reached to the true other end (DDP's "self-aligned" phase).
+    """
+
+    time: TimeSamplingConfig = field(default_factory=TimeSamplingConfig)
+    class_weight: float = 0.0
+    class_tau: float = 0.1
+    image_weight: float = 0.5
+    self_align_fraction: float = 0.0
+    self_align_steps: int = 5
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.class_weight) and self.class_weight >= 0):
+            raise SemflowInputError(f"train.objective.class_weight={self.class_weight}; expected a number >= 0")
+        if not (math.isfinite(self.class_tau) and self.class_tau > 0):
+            raise SemflowInputError(f"train.objective.class_tau={self.class_tau}; expected a number > 0")
+        _check_probability("train.objective.image_weight", self.image_weight)
+        _check_probability("train.objective.self_align_fraction", self.self_align_fraction)
+        if self.self_align_steps < 2:
+            raise SemflowInputError(f"train.objective.self_align_steps={self.self_align_steps}; expected >= 2")
 
 
 # Training augmentations, from the most to the least random (see :class:`TrainConfig`).
@@ -138,6 +241,7 @@ class TrainConfig:
     scale_lr: bool = False
     augment: str = "scale-crop-flip"
     cache_latents: bool = False
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "gradient_accumulation_steps", "log_every"):
@@ -174,20 +278,80 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self) -> None:
+        if self.model.method != "semflow" and self.train.objective != ObjectiveConfig():
+            raise SemflowInputError(f"train.objective applies to model.method=semflow; a {self.model.method} model "
+                                    "trains with its paper's fixed loss (use --preset paper, or drop the objective)")
 
-def demo_config(size: int, seed: int) -> RunConfig:
-    """``semflow demo``'s model and training configuration (pixel space, small UNet), also the benchmarks'."""
-    model = ModelConfig(
-        size=[size, size],
-        # 5 classes: the spread palette puts them on cube corners, 255 levels apart; the authors' k=6, s=50
-        # would give five shades of blue 50 levels apart (see README: "Which palette").
-        palette=PaletteConfig(kind="spread"),
-        # Measured on 2 CPU cores: ~0.2 s a step at batch 16, enough steps in 4 minutes to learn the shapes.
-        network_args={"block_out_channels": [16, 32, 64]},
-    )
-    train = TrainConfig(data=f"shapes:size={size}", batch_size=16, lr=2e-3, warmup_steps=50, seed=seed,
-                        log_every=10, checkpoint_every=0)
-    return RunConfig(model=model, train=train)
+
+# Named recipes: overrides of the dataclass defaults (which are the paper's, so that model folders written
+# before these options existed load as what they are). ``semflow train`` starts from ``recommended``.
+# Each value was chosen by measurement: docs/quality.md has the ablation, with the command of every row.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The authors' recipe exactly: one shared latent, v-prediction, t ~ U(0, 1), U(-beta, beta) with beta = 6.375
+    # levels, their palette k = 6, s = 50.
+    "paper": {},
+    "recommended": {
+        "model": {
+            # Image and mask in separate channels: paths stop crossing, so more Euler steps stop hurting;
+            # Gaussian fills give synthesis variety the pseudo-mask perturbation alone does not.
+            "state": "stacked", "state_noise": 0.1,
+            # Class colours as far apart as the colour cube allows.
+            "palette": {"kind": "spread"},
+        },
+        "train": {"objective": {
+            # Mass where each direction starts: t = 0 (segmentation) and t = 1 (synthesis).
+            "time": {"kind": "endpoints", "t0_mass": 0.4, "t1_mass": 0.1},
+            # Read the implied mask as a classifier does.
+            "class_weight": 0.5, "class_tau": 0.1,
+        }},
+    },
+}
+DEFAULT_PRESET = "recommended"
+
+
+# What only a SemFlow model has: a preset's values for these do not apply to the baselines.
+_FLOW_ONLY = {"model": ("state", "state_noise", "parameterization", "perturbation"), "train": ("objective",)}
+
+
+def preset(name: str, method: str = "semflow") -> dict[str, Any]:
+    """The overrides of preset ``name`` (a deep copy) for a ``method`` model; a clear error for unknown names."""
+    if name not in PRESETS:
+        raise SemflowInputError(f"preset {name!r}; expected one of {', '.join(PRESETS)}")
+    data = copy.deepcopy(PRESETS[name])
+    if method != "semflow":
+        for section, keys in _FLOW_ONLY.items():
+            for key in keys:
+                data.get(section, {}).pop(key, None)
+    return data
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def demo_config(size: int, seed: int, preset_name: str = DEFAULT_PRESET) -> RunConfig:
+    """``semflow demo``'s model and training configuration (pixel space, small UNet) on top of preset
+    ``preset_name``; also the benchmarks'."""
+    data = {
+        "model": {
+            "size": [size, size],
+            # 5 classes: the spread palette puts them on cube corners, 255 levels apart; the authors' k=6, s=50
+            # would give five shades of blue 50 levels apart (see README: "Which palette"). Kept for every
+            # preset, so that the demo's ablation compares flow recipes, not palettes.
+            "palette": {"kind": "spread"},
+            # Measured on 2 CPU cores: ~0.2 s a step at batch 16, enough steps in 4 minutes to learn the shapes.
+            "network_args": {"block_out_channels": [16, 32, 64]},
+        },
+        "train": {"data": f"shapes:size={size}", "batch_size": 16, "lr": 2e-3, "warmup_steps": 50, "seed": seed,
+                  "log_every": 10, "checkpoint_every": 0},
+    }
+    return from_dict(RunConfig, _merge(preset(preset_name), data))
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
@@ -257,8 +421,10 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return key.split("."), yaml.safe_load(value)
 
 
-def load_run_config(path: Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Defaults, then the YAML/JSON file at ``path``, then ``overrides`` (``section.key=value``)."""
+def load_run_config(path: Path | None = None, overrides: list[str] | None = None,
+                    preset_name: str | None = None) -> RunConfig:
+    """Defaults (the paper's recipe), then preset ``preset_name`` (:data:`PRESETS`), then the YAML/JSON file at
+    ``path``, then ``overrides`` (``section.key=value``)."""
     data: dict[str, Any] = {}
     if path is not None:
         try:
@@ -278,6 +444,9 @@ def load_run_config(path: Path | None = None, overrides: list[str] | None = None
             if not isinstance(node, dict):
                 raise SemflowInputError(f"override {item!r}: {k} is not a section")
         node[keys[-1]] = value
+    if preset_name is not None:
+        method = data.get("model", {}).get("method", "semflow") if isinstance(data.get("model"), dict) else "semflow"
+        data = _merge(preset(preset_name, str(method)), data)
     return from_dict(RunConfig, data)
 
 

@@ -50,7 +50,7 @@ def test_from_config_builds_the_class_and_channels_of_the_method(method, cls, ch
     pipe = make(method)
     assert type(pipe) is cls and pipe.method == method and model_class(method) is cls
     assert (pipe.network.config.in_channels, pipe.network.config.out_channels) == channels
-    assert cls.network_channels(pipe.codec, INFO) == channels
+    assert cls.network_channels(pipe.codec, INFO, pipe.config) == channels
     # The baselines train the bare network (no 1000 t time scaling wrapper in between).
     assert (pipe.trainable is pipe.network) == (method != "semflow")
 

@@ -178,7 +178,11 @@ def test_segment_splits_inputs_with_the_same_outputs(tiny_model, masks, tmp_path
     one, two = sorted((tmp_path / "one").iterdir()), sorted((tmp_path / "two").iterdir())
     assert [p.name for p in one] == [p.name for p in two] and len(one) == 15  # NAME, NAME_color, NAME_vis
     for a, b in zip(one, two):
-        assert a.read_bytes() == b.read_bytes(), a.name
+        if "_" not in a.stem:  # the labels: identical
+            assert a.read_bytes() == b.read_bytes(), a.name
+        else:  # pictures of float pseudo-masks: batches of other sizes round differently (about 1e-4 levels)
+            diff = np.abs(np.asarray(Image.open(a), dtype=int) - np.asarray(Image.open(b), dtype=int))
+            assert diff.max() <= 1, a.name
 
 
 def test_synthesize_splits_inputs_with_the_same_outputs(tiny_model, masks, tmp_path):

@@ -103,6 +103,15 @@ def write_report(out: Path, pipe: SemFlowPipeline, dataset: SegmentationDataset,
         f"<tr><td>{html.escape(c)}</td><td>{'-' if v is None else f'{v:.3f}'}</td></tr>" for c, v in per_class.items()
     )
     train = metrics.get("train", {})
+    synthesis = metrics.get("synthesis")
+    synthesis_html = "" if not synthesis else (
+        f"<h2>Synthesis: {synthesis['samples']} images for each of {synthesis['masks']} test masks, "
+        f"{synthesis['steps']} Euler steps</h2><table>"
+        f"<tr><td>diversity: mean pixel L1 between two samples of one mask ([0, 1] scale)</td>"
+        f"<td>{synthesis['diversity_l1']:.4f}</td></tr>"
+        f"<tr><td>cycle mIoU: the model segments its own samples (1 step) against the mask they came from</td>"
+        f"<td>{synthesis['cycle_miou']:.3f}</td></tr></table>")
+    preset_note = f" with the <code>{html.escape(str(metrics['preset']))}</code> recipe" if "preset" in metrics else ""
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>semflow demo</title>
 <style>
@@ -114,11 +123,12 @@ table {{ border-collapse: collapse; margin: 1em 0; }} td, th {{ border: 1px soli
 </style></head><body>
 <h1>SemFlow demo</h1>
 <p>One rectified flow between images (t = 0) and their pseudo-masks (t = 1), trained for {train.get('steps', '?')} steps
-({train.get('seconds', 0):.0f} s) on the built-in shapes. Segmentation runs the flow forward from the image;
+({train.get('seconds', 0):.0f} s) on the built-in shapes{preset_note}. Segmentation runs the flow forward from the image;
 synthesis runs it backward from a freshly perturbed pseudo-mask, so one mask gives several images.</p>
 <h2>Segmentation: mIoU on {metrics.get('num_images', '?')} test images</h2>
 <table><tr><th>Euler steps</th><th>mIoU</th><th>pixel accuracy</th></tr>{table}</table>
 <img src="miou_vs_steps.png" style="width:480px;height:auto;image-rendering:auto">
+{synthesis_html}
 <h2>Images, masks, segmentations and syntheses</h2>
 {''.join(rows)}
 <h2>Segmentation trajectory (decoded state, {TRAJECTORY_STEPS} Euler steps)</h2>

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from semflow.cli.common import non_negative_int, positive_int
-from semflow.config import AUGMENTATIONS, METHODS
+from semflow.config import AUGMENTATIONS, DEFAULT_PRESET, METHODS, PRESETS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,6 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=METHODS,
                    help="semflow (default), or a baseline on the same backbone: dsm (conditional diffusion "
                         "segmenter) or discriminative (per-pixel cross-entropy)")
+    p.add_argument("--preset", choices=list(PRESETS), default=DEFAULT_PRESET,
+                   help=f"the recipe to start from (default {DEFAULT_PRESET}: the best measured; paper: the authors' "
+                        "recipe exactly); --config and --set override it (docs/quality.md)")
     p.add_argument("--config", type=Path, help="YAML/JSON file with 'model' and 'train' sections")
     p.add_argument("--steps", type=positive_int, help="optimiser steps")
     p.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"), help="training size in pixels")
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume is not None and args.overwrite:
         raise SemflowInputError("--resume continues the run in --out and --overwrite deletes it; give one of them")
     check_output_folder(args.out)
-    config = load_run_config(args.config, overrides_from_args(args))
+    config = load_run_config(args.config, overrides_from_args(args), preset_name=args.preset)
     _, result = train(config, args.out, progress_bar=not args.no_progress, resume=args.resume,
                       overwrite=args.overwrite)
     if result.process_index != 0:  # under a launcher, process 0 speaks for all

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from semflow.config import TimeSamplingConfig
+
 
 @dataclass
 class PathSample:
@@ -32,9 +34,26 @@ def sample_path(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> PathSamp
     return PathSample(t=t, z_t=(1 - tb) * z0 + tb * z1, dz_t=z1 - z0)
 
 
-def sample_time(batch: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``t ~ U(0, 1)``, shape ``(batch,)``."""
-    return torch.rand(batch, device=device, generator=generator)
+def sample_time(batch: int, device: torch.device, generator: torch.Generator | None = None,
+                sampling: TimeSamplingConfig | None = None) -> torch.Tensor:
+    """Training times, shape ``(batch,)`` in ``[0, 1]``, drawn as ``sampling`` says (default: the paper's ``U(0, 1)``).
+
+    * ``uniform``: ``U(0, 1)`` (one draw of ``batch`` numbers, as the paper's recipe always did).
+    * ``endpoints``: ``t = 0`` with probability ``t0_mass``, ``t = 1`` with ``t1_mass``, else ``U(0, 1)``.
+    * ``logit-normal``: ``sigmoid(mean + std * N(0, 1))``.
+    """
+    kind = "uniform" if sampling is None else sampling.kind
+    u = torch.rand(batch, device=device, generator=generator)
+    if kind == "uniform":
+        return u
+    if kind == "logit-normal":
+        assert sampling is not None
+        n = torch.randn(batch, device=device, generator=generator)
+        return torch.sigmoid(sampling.mean + sampling.std * n)
+    assert sampling is not None and kind == "endpoints", kind
+    choice = torch.rand(batch, device=device, generator=generator)
+    t = torch.where(choice < sampling.t0_mass, torch.zeros_like(u), u)
+    return torch.where((choice >= sampling.t0_mass) & (choice < sampling.t0_mass + sampling.t1_mass), torch.ones_like(u), t)
 
 
 def flow_matching_loss(prediction: torch.Tensor, path: PathSample) -> torch.Tensor:

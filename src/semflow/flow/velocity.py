@@ -7,6 +7,8 @@ This module is the only place that conversion happens.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -18,6 +20,16 @@ def network_timestep(t: torch.Tensor, time_scale: float = DEFAULT_TIME_SCALE) ->
     return t * time_scale
 
 
+@dataclass
+class Endpoints:
+    """What a prediction at ``(z_t, t)`` says of the whole path: the image end ``z0``, the mask end ``z1`` and the
+    velocity ``z1 - z0``, each ``(B, C, h, w)``."""
+
+    z0: torch.Tensor
+    z1: torch.Tensor
+    velocity: torch.Tensor
+
+
 class VelocityModel(nn.Module):
     """Wraps a backbone ``net(sample, timestep)`` as ``v(z, t)``.
 
@@ -27,14 +39,41 @@ class VelocityModel(nn.Module):
     Args:
         network: the backbone.
         time_scale: factor from ``t`` to the network's timestep.
+        parameterization: ``velocity`` (the paper: the network outputs ``v``, ``C`` channels) or ``endpoints``
+            (it outputs both ends ``[z0_hat, z1_hat]``, ``2C`` channels, and ``v = z1_hat - z0_hat``). On the
+            straight path ``z_t = (1 - t) z0 + t z1`` both say the same thing; they differ in what the network
+            is asked to regress, and so in how its errors are weighted over ``t``.
     """
 
-    def __init__(self, network: nn.Module, time_scale: float = DEFAULT_TIME_SCALE) -> None:
+    def __init__(self, network: nn.Module, time_scale: float = DEFAULT_TIME_SCALE,
+                 parameterization: str = "velocity") -> None:
         super().__init__()
         self.network = network
         self.time_scale = time_scale
+        self.parameterization = parameterization
 
-    def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """``z``: ``(B, C, h, w)``; ``t``: ``(B,)`` in ``[0, 1]``. Returns ``dz/dt``, shaped like ``z``."""
+    def _output(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         out = self.network(z, network_timestep(t, self.time_scale))
         return out.sample if hasattr(out, "sample") else out
+
+    def endpoints(self, z: torch.Tensor, t: torch.Tensor) -> Endpoints:
+        """Both ends and the velocity the network predicts at ``z`` ``(B, C, h, w)``, ``t`` ``(B,)``. For the
+        ``velocity`` parameterization the ends are the ones it implies: ``z - t v`` and ``z + (1 - t) v``."""
+        out = self._output(z, t)
+        if self.parameterization == "endpoints":
+            z0, z1 = out.chunk(2, dim=1)
+            return Endpoints(z0=z0, z1=z1, velocity=z1 - z0)
+        tb = t.view(-1, *([1] * (z.dim() - 1))).to(out.dtype)
+        return Endpoints(z0=z - tb * out, z1=z + (1 - tb) * out, velocity=out)
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor, ends: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``z``: ``(B, C, h, w)``; ``t``: ``(B,)`` in ``[0, 1]``. Returns ``dz/dt``, shaped like ``z``; with
+        ``ends``, the tuple ``(z0, z1, velocity)`` of :meth:`endpoints` (through ``forward``, so that a distributed
+        wrapper sees the call and synchronises its gradients)."""
+        if ends:
+            e = self.endpoints(z, t)
+            return e.z0, e.z1, e.velocity
+        if self.parameterization == "endpoints":
+            return self.endpoints(z, t).velocity
+        return self._output(z, t)

@@ -153,7 +153,7 @@ class Segmenter(nn.Module):
                 f"{multiple.bit_length() - 1} times, so both sides must be multiples of {side} "
                 f"(e.g. {-(-self.size[0] // side) * side}x{-(-self.size[1] // side) * side})"
             )
-        have, need = network_channels(network), type(self).network_channels(codec, dataset)
+        have, need = network_channels(network), type(self).network_channels(codec, dataset, config)
         if have is not None and have != need:
             raise SemflowInputError(
                 f"a {self.method} model with the {config.codec} codec and {dataset.num_classes} classes needs a network "
@@ -163,7 +163,7 @@ class Segmenter(nn.Module):
 
     # ------------------------------------------------------------------ construction and files
     @classmethod
-    def network_channels(cls, codec: Codec, dataset: DatasetInfo) -> tuple[int, int]:
+    def network_channels(cls, codec: Codec, dataset: DatasetInfo, config: ModelConfig) -> tuple[int, int]:
         """Channels into and out of the network (default: latents to tensors of the same shape)."""
         return codec.latent_channels, codec.latent_channels
 
@@ -188,7 +188,7 @@ class Segmenter(nn.Module):
                 f"model.codec_args ({given}) do not apply to the {config.codec} codec, which takes "
                 + (f"{', '.join(accepted)}" if accepted else "no arguments (no --codec-path: it has no weights)")
             ) from None
-        network = build_network(config.network, config.network_args, *target.network_channels(codec, dataset))
+        network = build_network(config.network, config.network_args, *target.network_channels(codec, dataset, config))
         return target(codec, network, config, dataset)
 
     @property
@@ -327,9 +327,10 @@ class Segmenter(nn.Module):
         return self.codec.encode_image(images, sample=sample, generator=generator)
 
     def encode_masks(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Class maps ``(B, h, w)`` at the model size, perturbed by ``U(-beta, beta)``, to latents (SemFlow's ``z1``)."""
+        """Class maps ``(B, h, w)`` at the model size, perturbed (``model.perturbation``, amplitude ``beta``), to
+        latents (SemFlow's ``z1``)."""
         pseudo = self.palette.encode(labels)
-        noisy = perturb(pseudo, self.beta, generator=generator)
+        noisy = perturb(pseudo, self.beta, generator=generator, shape=self.config.perturbation)
         return self.codec.encode_mask(noisy / 255.0)
 
     def decode_pseudo_masks(self, z1: torch.Tensor) -> torch.Tensor:
@@ -358,6 +359,8 @@ class Segmenter(nn.Module):
         labels: torch.Tensor,
         trainable: nn.Module | None = None,
         generator: torch.Generator | None = None,
+        objective: ObjectiveConfig | None = None,
+        self_aligned: bool = False,
     ) -> torch.Tensor:
         """The method's loss on one batch (a scalar).
 
@@ -366,10 +369,13 @@ class Segmenter(nn.Module):
             labels: ``(B, h, w)`` class maps (ignore pixels are drawn white, as the authors do).
             trainable: the module to train (a distributed wrapper of :attr:`trainable`); default ours.
             generator: random source for everything the loss draws.
+            objective, self_aligned: SemFlow's training options (:class:`semflow.config.ObjectiveConfig`); the
+                baselines train with their papers' fixed losses (``train.objective`` is refused for them).
         """
         with torch.no_grad():
             posterior = self.codec.image_posterior(images)
-        return self.posterior_training_loss(posterior, labels, trainable=trainable, generator=generator)
+        return self.posterior_training_loss(posterior, labels, trainable=trainable, generator=generator,
+                                            objective=objective, self_aligned=self_aligned)
 
     def posterior_training_loss(
         self,
@@ -377,6 +383,8 @@ class Segmenter(nn.Module):
         labels: torch.Tensor,
         trainable: nn.Module | None = None,
         generator: torch.Generator | None = None,
+        objective: ObjectiveConfig | None = None,
+        self_aligned: bool = False,
     ) -> torch.Tensor:
         """:meth:`training_loss` from the image posterior instead of the images (for cached latents): the
         same loss, drawing ``z_image = mean + std * eps`` first from ``generator``.

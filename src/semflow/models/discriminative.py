@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from semflow.config import ModelConfig, ObjectiveConfig
 from semflow.codecs import Codec, Posterior
 from semflow.data.base import DatasetInfo
 from semflow.errors import SemflowInputError
@@ -30,7 +31,7 @@ class DiscriminativeSegmenter(Segmenter, method="discriminative"):
     STEPPED: ClassVar[bool] = False
 
     @classmethod
-    def network_channels(cls, codec: Codec, dataset: DatasetInfo) -> tuple[int, int]:
+    def network_channels(cls, codec: Codec, dataset: DatasetInfo, config: ModelConfig) -> tuple[int, int]:
         """Image latents in (``C``), one logit per class out (``K``)."""
         return codec.latent_channels, dataset.num_classes
 
@@ -48,6 +49,8 @@ class DiscriminativeSegmenter(Segmenter, method="discriminative"):
         labels: torch.Tensor,
         trainable: nn.Module | None = None,
         generator: torch.Generator | None = None,
+        objective: ObjectiveConfig | None = None,
+        self_aligned: bool = False,
     ) -> torch.Tensor:
         """Mean cross-entropy over the labelled pixels of ``labels`` ``(B, h, w)`` (ignore pixels left out)."""
         network = self.network if trainable is None else trainable

@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from semflow.codecs import Codec, Posterior
-from semflow.config import ModelConfig
+from semflow.config import ModelConfig, ObjectiveConfig
 from semflow.data.base import DatasetInfo
 from semflow.errors import SemflowInputError
 from semflow.models.base import SegmentationOutput, Segmenter
@@ -70,7 +70,7 @@ class DiffusionSegmenter(Segmenter, method="dsm"):
                                         f"sampler: {err}") from None
 
     @classmethod
-    def network_channels(cls, codec: Codec, dataset: DatasetInfo) -> tuple[int, int]:
+    def network_channels(cls, codec: Codec, dataset: DatasetInfo, config: ModelConfig) -> tuple[int, int]:
         """``[x_k, z_image]`` in (``2C``), ``eps`` out (``C``)."""
         return 2 * codec.latent_channels, codec.latent_channels
 
@@ -87,6 +87,8 @@ class DiffusionSegmenter(Segmenter, method="dsm"):
         labels: torch.Tensor,
         trainable: nn.Module | None = None,
         generator: torch.Generator | None = None,
+        objective: ObjectiveConfig | None = None,
+        self_aligned: bool = False,
     ) -> torch.Tensor:
         """Epsilon-prediction MSE at ``k ~ U{0, ..., T-1}`` on one batch (``trainable``: the network to train,
         a distributed wrapper of :attr:`network`; default ours)."""

@@ -18,12 +18,15 @@ import torch
 from torch import nn
 
 from semflow.codecs import Codec, Posterior
-from semflow.config import ModelConfig
+from semflow.config import ModelConfig, ObjectiveConfig
 from semflow.data.base import DatasetInfo
 from semflow.data.transforms import resize_label
 from semflow.errors import SemflowInputError
-from semflow.flow.path import flow_matching_loss, sample_path, sample_time
+from semflow.flow.class_loss import class_loss
+from semflow.flow.path import sample_path, sample_time
+from semflow.flow.self_alignment import self_aligned_sample
 from semflow.flow.solver import SOLVERS, ODESolver, time_grid
+from semflow.flow.state import StateLayout
 from semflow.flow.velocity import VelocityModel
 from semflow.models.base import (  # noqa: F401  (re-exported: the old semflow.pipeline names)
     CODEC_DIR, CONFIG_NAME, FORMAT_VERSION, NETWORK_DIR, SegmentationOutput, Segmenter, make_palette, resolve_beta,
@@ -58,7 +61,15 @@ class SemFlowPipeline(Segmenter, method="semflow"):
 
     def __init__(self, codec: Codec, network: nn.Module, config: ModelConfig, dataset: DatasetInfo) -> None:
         super().__init__(codec, network, config, dataset)
-        self.velocity = VelocityModel(network, time_scale=config.time_scale)
+        self.velocity = VelocityModel(network, time_scale=config.time_scale, parameterization=config.parameterization)
+        self.layout = StateLayout(config.state, config.state_noise)
+
+    @classmethod
+    def network_channels(cls, codec: Codec, dataset: DatasetInfo, config: ModelConfig) -> tuple[int, int]:
+        """States in; velocities (``C``) or both ends (``2C``, ``model.parameterization=endpoints``) out; a
+        ``stacked`` state has twice the latent channels."""
+        channels = StateLayout(config.state).channels(codec.latent_channels)
+        return channels, 2 * channels if config.parameterization == "endpoints" else channels
 
     @property
     def trainable(self) -> nn.Module:
@@ -72,27 +83,53 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         labels: torch.Tensor,
         trainable: nn.Module | None = None,
         generator: torch.Generator | None = None,
+        objective: ObjectiveConfig | None = None,
+        self_aligned: bool = False,
     ) -> torch.Tensor:
-        """The SemFlow loss: MSE between ``v(z_t, t)`` and ``z1 - z0`` at ``t ~ U(0, 1)``.
+        """The SemFlow loss; with the default ``objective``, the paper's: MSE between ``v(z_t, t)`` and
+        ``z1 - z0`` at ``t ~ U(0, 1)``.
 
-        Draws ``z0 = mean + std * eps``, then the perturbation of ``z1`` and ``t`` from ``generator`` in that
-        order, so a posterior cached from the same images gives the same loss as :meth:`training_loss`.
+        Draws ``z0 = mean + std * eps``, then the perturbation of ``z1`` (and a ``stacked`` state's fills) and
+        ``t`` from ``generator`` in that order, so a posterior cached from the same images gives the same loss
+        as :meth:`training_loss`.
 
         Args:
             posterior: ``codec.image_posterior(images)``: ``mean`` and ``std`` of shape ``(B, C, h/f, w/f)``.
             labels: ``(B, h, w)`` class maps at the model size.
             trainable: the velocity module to train (a distributed wrapper of :attr:`velocity`); default ours.
             generator: random source for the posterior sample, the perturbation and ``t``.
+            objective: time sampling, the class-aware term, the endpoint weights (:class:`ObjectiveConfig`).
+            self_aligned: train at states of the model's own solves (:mod:`semflow.flow.self_alignment`)
+                instead of points of the straight path.
         """
+        objective = ObjectiveConfig() if objective is None else objective
         velocity = self.velocity if trainable is None else trainable
         with torch.no_grad():
-            z0 = posterior.sample(generator)
-            z1 = self.encode_masks(labels, generator=generator)
-        t = sample_time(z0.shape[0], z0.device, generator=generator)
-        path = sample_path(z0, z1, t)
+            z0 = self.layout.image_state(posterior.sample(generator), generator)
+            z1 = self.layout.mask_state(self.encode_masks(labels, generator=generator), generator)
+        if self_aligned:
+            aligned = self_aligned_sample(velocity, z0, z1, objective.self_align_steps, generator)
+            t, z_t, z0, z1 = aligned.t, aligned.z_t, aligned.z0, aligned.z1
+        else:
+            t = sample_time(z0.shape[0], z0.device, generator=generator, sampling=objective.time)
+            z_t = sample_path(z0, z1, t).z_t
         # The network's own dtype: a no-op under autocast, a cast where a wrapper keeps bf16 weights (DeepSpeed).
-        z_t = path.z_t.to(next(velocity.parameters()).dtype)
-        return flow_matching_loss(velocity(z_t, path.t), path)
+        z_t = z_t.to(next(velocity.parameters()).dtype)
+        if self.config.parameterization == "velocity" and not objective.class_weight:
+            # The paper's recipe, through the module's own forward (what a distributed wrapper intercepts).
+            return torch.mean((velocity(z_t, t).float() - (z1 - z0).float()) ** 2)
+        end0, end1, v = velocity(z_t, t, ends=True)
+        if self.config.parameterization == "endpoints":
+            w = objective.image_weight
+            loss = 2 * (w * torch.mean((end0.float() - z0.float()) ** 2)
+                        + (1 - w) * torch.mean((end1.float() - z1.float()) ** 2))
+        else:
+            loss = torch.mean((v.float() - (z1 - z0).float()) ** 2)
+        if objective.class_weight:
+            colors = self.codec.decode(self.layout.mask_part(end1))
+            loss = loss + objective.class_weight * class_loss(
+                colors, labels, self.palette.colors / 255.0, objective.class_tau, self.palette.ignore_index)
+        return loss
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
@@ -111,14 +148,18 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         """
         solver = self.check_solver(solver)
         z0 = self.encode_input(images) if latents is None else latents
+        # A stacked state's fill is one draw of a fixed seed, the same for every image: segmentation is
+        # deterministic and an image's labels do not depend on its batch.
+        z0 = self.layout.image_state(z0, make_generator(0) if self.layout.noise else None, per_sample=False)
         in_size = (int(images.shape[-2]), int(images.shape[-1]))
         out = ODESolver(self.velocity).sample(
             z0, time_grid(steps, device=z0.device), method=solver, return_trajectory=return_trajectory
         )
         trajectory = None
         if out.trajectory is not None:
-            trajectory = torch.stack([self.decode_pseudo_masks(z).float() for z in out.trajectory])
-        return self._labels_from_mask_latent(out.z, in_size, trajectory)
+            trajectory = torch.stack([self.decode_pseudo_masks(self.layout.mask_part(z)).float()
+                                      for z in out.trajectory])
+        return self._labels_from_mask_latent(self.layout.mask_part(out.z), in_size, trajectory)
 
     @torch.no_grad()
     def synthesize(
@@ -156,12 +197,15 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         small = resize_label(labels.long().cpu(), self.size)
         repeated = small.repeat_interleave(samples, dim=0)  # (B*K, h, w), mask b's samples adjacent
         pseudo = self.palette.encode(repeated)
-        # On the CPU: device-independent seeds.
-        if isinstance(generator, list):
-            noisy = torch.cat([perturb(p_b, self.beta, generator=g) for p_b, g in zip(pseudo.split(samples), generator)])
-        else:
-            noisy = perturb(pseudo, self.beta, generator=generator)
+        # On the CPU: device-independent seeds. Mask b's perturbations (and fills) come from its own generator.
+        shape = self.config.perturbation
+        generators = generator if isinstance(generator, list) else [generator] * labels.shape[0]
+        noisy = torch.cat([perturb(p_b, self.beta, generator=g, shape=shape)
+                           for p_b, g in zip(pseudo.split(samples), generators)])
         z1 = self.codec.encode_mask((noisy / 255.0).to(device=p.device, dtype=p.dtype))
+        if self.layout.stacked:
+            z1 = torch.cat([self.layout.mask_state(z_b, g) for z_b, g in zip(z1.split(samples), generators)])
         out = ODESolver(self.velocity).sample(z1, time_grid(steps, reverse=True, device=z1.device), method=solver)
-        images = self.codec.decode(out.z).float().clamp(0, 1)
+        images = self.codec.decode(self.layout.image_part(out.z)).float().clamp(0, 1)
         return SynthesisOutput(images=images.reshape(labels.shape[0], samples, *images.shape[1:]))
+

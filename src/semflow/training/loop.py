@@ -258,14 +258,18 @@ def train_step(run: Run, batch: Any) -> torch.Tensor:
     accumulation cycle, the clipped optimiser and schedule step. Returns the loss, detached."""
     tc, accelerator = run.config.train, run.accelerator
     generator = run.progress.noise_for(run.noise, tc.seed, accelerator.process_index)
+    # The self-aligned phase is the last train.objective.self_align_fraction of the steps.
+    options = {"objective": tc.objective,
+               "self_aligned": run.progress.step >= tc.steps * (1 - tc.objective.self_align_fraction)
+               and tc.objective.self_align_fraction > 0}
     with accelerator.accumulate(run.trained), accelerator.autocast():
         if tc.cache_latents:
             mean, std, labels = batch
             loss = run.model.posterior_training_loss(Posterior(mean, std), labels, trainable=run.trained,
-                                                     generator=generator)
+                                                     generator=generator, **options)
         else:
             images, labels = batch
-            loss = run.model.training_loss(images, labels, trainable=run.trained, generator=generator)
+            loss = run.model.training_loss(images, labels, trainable=run.trained, generator=generator, **options)
         accelerator.backward(loss)
         if accelerator.sync_gradients and tc.grad_clip > 0:
             accelerator.clip_grad_norm_(run.trained.parameters(), tc.grad_clip)

@@ -1,0 +1,121 @@
+"""The quality ablation: one row per training or sampling option, same data, same budget, both directions.
+
+Every row trains the demo's model (built-in shapes, 32x32 pixel space, UNet 16-32-64, batch 16) for the same
+number of steps from one preset plus the row's overrides, then scores
+
+* segmentation mIoU at 1, 2, 5, 10 and 25 Euler steps on 256 test images (the demo's protocol);
+* synthesis on 32 test masks, 4 samples each at 25 steps: diversity (mean pairwise pixel L1 between the samples
+  of one mask) and cycle mIoU (the model segments its own samples back in one step).
+
+Rows run one after another in this process (so that a row's time is comparable: the script says how loaded the
+machine was). The table's ``command`` column is the ``semflow train`` call that trains the same model.
+
+Example::
+
+    nice python bench/ablation.py --rows paper recommended --steps 750 --threads 2
+
+Prints a Markdown table and writes ``bench/results/ablation.json`` (rows are added to an existing file, so a long
+ablation can be run in parts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from semflow.config import DEFAULT_PRESET, demo_config, from_dict, parse_override, to_dict, RunConfig
+from semflow.data import open_dataset
+from semflow.evaluation import evaluate_segmentation, evaluate_synthesis
+from semflow.training import train
+
+STEPS = [1, 2, 5, 10, 25]
+T_END = ["train.objective.time.kind=endpoints", "train.objective.time.t0_mass=0.4", "train.objective.time.t1_mass=0.1"]
+CLASS = ["train.objective.class_weight=0.5", "train.objective.class_tau=0.1"]
+# name: (preset, overrides). One change from the paper's recipe per row, then the combinations that win.
+ROWS: dict[str, tuple[str, list[str]]] = {
+    "paper": ("paper", []),
+    "time-endpoints": ("paper", T_END),
+    "time-logit-normal": ("paper", ["train.objective.time.kind=logit-normal"]),
+    "class-loss": ("paper", CLASS),
+    "endpoints-param": ("paper", ["model.parameterization=endpoints"]),
+    "beta-64": ("paper", ["model.beta=64"]),
+    "gaussian-64": ("paper", ["model.beta=64", "model.perturbation=gaussian"]),
+    "self-align-30": ("paper", ["train.objective.self_align_fraction=0.3"]),
+    "stacked": ("paper", ["model.state=stacked"]),
+    "stacked-noise-1": ("paper", ["model.state=stacked", "model.state_noise=1.0"]),
+    "recommended": (DEFAULT_PRESET, []),
+}
+
+
+def configure(name: str, steps: int, size: int) -> RunConfig:
+    preset_name, overrides = ROWS[name]
+    data = to_dict(demo_config(size, seed=0, preset_name=preset_name))
+    for item in overrides:
+        keys, value = parse_override(item)
+        node = data
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    config = from_dict(RunConfig, data)
+    config.train.steps = steps
+    return config
+
+
+def command(name: str, steps: int, size: int) -> str:
+    preset_name, overrides = ROWS[name]
+    sets = " ".join(f"--set {item}" for item in overrides)
+    return (f"semflow train --preset {preset_name} --data shapes:size={size} --size {size} {size} --palette spread "
+            f"--steps {steps} --batch-size 16 --lr 2e-3 --set train.warmup_steps=50 "
+            f"--set model.network_args.block_out_channels=[16,32,64] {sets}").strip()
+
+
+def run_row(name: str, steps: int, size: int, work: Path) -> dict:
+    config = configure(name, steps, size)
+    began = time.perf_counter()
+    model, result = train(config, work / name, progress_bar=False)
+    train_seconds = time.perf_counter() - began
+    test = open_dataset(f"shapes:size={size},length=256", "test")
+    seg = evaluate_segmentation(model, test, STEPS, batch_size=64)
+    syn = evaluate_synthesis(model, open_dataset(f"shapes:size={size},length=32", "test"), steps=25, samples=4,
+                             cycle_steps=1, seed=0)
+    return {"row": name, "command": command(name, steps, size), "train_steps": result.steps,
+            "train_seconds": train_seconds, "final_loss": result.final_loss,
+            "miou": {str(n): seg.scores[n].miou for n in STEPS},
+            "diversity_l1": syn.diversity_l1, "cycle_miou": syn.cycle_miou,
+            "load_average": os.getloadavg()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), help="rows to run (default all)")
+    parser.add_argument("--steps", type=int, default=750, help="training steps of every row (default 750: the "
+                        "demo's budget on 2 quiet cores)")
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default torch's)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/ablation.json"))
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    with tempfile.TemporaryDirectory() as work:
+        for name in args.rows:
+            row = run_row(name, args.steps, args.size, Path(work))
+            results[name] = row
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results, indent=1) + "\n")
+            print(f"{name}: " + json.dumps({k: row[k] for k in ("miou", "diversity_l1", "cycle_miou")}), flush=True)
+    print(f"\n| row | mIoU 1 | 2 | 5 | 10 | 25 | diversity | cycle mIoU | train s |\n|---|---|---|---|---|---|---|---|---|")
+    for name, row in results.items():
+        m = row["miou"]
+        print(f"| {name} | " + " | ".join(f"{m[str(n)]:.3f}" for n in STEPS)
+              + f" | {row['diversity_l1']:.4f} | {row['cycle_miou']:.3f} | {row['train_seconds']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
