@@ -35,21 +35,25 @@ from semflow.evaluation import evaluate_segmentation, evaluate_synthesis
 from semflow.training import train
 
 STEPS = [1, 2, 5, 10, 25]
-T_END = ["train.objective.time.kind=endpoints", "train.objective.time.t0_mass=0.4", "train.objective.time.t1_mass=0.1"]
-CLASS = ["train.objective.class_weight=0.5", "train.objective.class_tau=0.1"]
-# name: (preset, overrides). One change from the paper's recipe per row, then the combinations that win.
+T_END = ["train.objective.time.kind=endpoints", "train.objective.time.t0_mass=0.5", "train.objective.time.t1_mass=0.1"]
+CLASS = ["train.objective.class_weight=1.0", "train.objective.class_tau=0.1"]
+# name: (preset, overrides). One change from the paper's recipe per row, then the combination that wins and
+# its variations (each with one change from it).
 ROWS: dict[str, tuple[str, list[str]]] = {
     "paper": ("paper", []),
     "time-endpoints": ("paper", T_END),
     "time-logit-normal": ("paper", ["train.objective.time.kind=logit-normal"]),
     "class-loss": ("paper", CLASS),
     "endpoints-param": ("paper", ["model.parameterization=endpoints"]),
+    "gaussian": ("paper", ["model.perturbation=gaussian"]),
     "beta-64": ("paper", ["model.beta=64"]),
-    "gaussian-64": ("paper", ["model.beta=64", "model.perturbation=gaussian"]),
     "self-align-30": ("paper", ["train.objective.self_align_fraction=0.3"]),
     "stacked": ("paper", ["model.state=stacked"]),
-    "stacked-noise-1": ("paper", ["model.state=stacked", "model.state_noise=1.0"]),
+    "stacked-noise-0.1": ("paper", ["model.state=stacked", "model.state_noise=0.1"]),
     "recommended": (DEFAULT_PRESET, []),
+    "recommended-noise-0": (DEFAULT_PRESET, ["model.state_noise=0"]),
+    "recommended-noise-0.25": (DEFAULT_PRESET, ["model.state_noise=0.25"]),
+    "recommended-shared": (DEFAULT_PRESET, ["model.state=shared", "model.state_noise=0"]),
 }
 
 

@@ -293,17 +293,18 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "recommended": {
         "model": {
-            # Image and mask in separate channels: paths stop crossing, so more Euler steps stop hurting;
-            # Gaussian fills give synthesis variety the pseudo-mask perturbation alone does not.
+            # Image and mask in separate channels: paths stop crossing, so more Euler steps stop hurting.
+            # A small Gaussian fill gives synthesis variety (4x the paper's); larger fills give more variety
+            # but cost segmentation at many steps (docs/quality.md).
             "state": "stacked", "state_noise": 0.1,
             # Class colours as far apart as the colour cube allows.
             "palette": {"kind": "spread"},
         },
         "train": {"objective": {
             # Mass where each direction starts: t = 0 (segmentation) and t = 1 (synthesis).
-            "time": {"kind": "endpoints", "t0_mass": 0.4, "t1_mass": 0.1},
+            "time": {"kind": "endpoints", "t0_mass": 0.5, "t1_mass": 0.1},
             # Read the implied mask as a classifier does.
-            "class_weight": 0.5, "class_tau": 0.1,
+            "class_weight": 1.0, "class_tau": 0.1,
         }},
     },
 }
