@@ -84,7 +84,11 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert "index.html" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["miou"]) == {"1", "2", "5", "10", "25"}
+    synthesis = metrics["synthesis"]  # both directions are reported
+    assert synthesis["masks"] == 4 and synthesis["samples"] == 4 and synthesis["diversity_l1"] > 0
+    assert 0 <= synthesis["cycle_miou"] <= 1 and metrics["preset"] == "recommended"
     page = (out / "index.html").read_text()
+    assert "cycle mIoU" in page and f"{synthesis['diversity_l1']:.4f}" in page
     assert "miou_vs_steps.png" in page and (out / "miou_vs_steps.png").stat().st_size > 1000
     for src in [s.split('"')[0] for s in page.split('src="')[1:]]:
         assert (out / src).is_file(), src
@@ -135,7 +139,7 @@ def test_missing_model_files(tiny_model, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, match", [
-    (["--beta", "30"], "beta"),
+    (["--beta", "200"], "beta"),
     (["--k", "1"], "k=1"),
     (["--k", "6", "--s", "60"], "s=60"),
     (["--set", "train.bogus=1"], "train.bogus"),

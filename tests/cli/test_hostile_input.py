@@ -96,13 +96,13 @@ DAMAGE = {
     "inf weights": (lambda f: edit_weights(f, lambda s: _set(s, _first(s), s[_first(s)] + float("inf"))), "infinite"),
     "method tag of other weights": (lambda f: edit_meta(f, lambda m: {**m, "model": {**m["model"],
                                                                                   "method": "discriminative"}}),
-                                    "channels"),
+                                    "model.method"),
     "pickle-only network": (lambda f: (torch.save(load_file(str(f / "network" / "diffusion_pytorch_model.safetensors")),
                                                   f / "network" / "diffusion_pytorch_model.bin"),
                                        (f / "network" / "diffusion_pytorch_model.safetensors").unlink()),
                             "safetensors only"),
-    "palette differs from the weights'": (lambda f: edit_meta(f, lambda m: {**m, "palette": {**m["palette"], "k": 2,
-                                                                                         "s": 255}}), "retrain"),
+    "palette differs from the weights'": (lambda f: edit_meta(f, lambda m: {**m, "palette": {**m["palette"], "k": 3,
+                                                                                         "s": 127}}), "retrain"),
     "a pickle beside the safetensors": (lambda f: torch.save({}, f / "network" / "extra.bin"), "safetensors only"),
 }
 

@@ -18,7 +18,7 @@ from semflow.config import DEFAULT_PRESET, PRESETS, demo_config  # noqa: F401  (
 DEMO_STEPS = [1, 2, 5, 10, 25]
 # The step count `segment` and `synthesize` use unless told otherwise: the one the demo reports as default.
 DEFAULT_STEPS = 25
-# Synthesis scored on this many test masks, this many samples each (diversity, cycle mIoU).
+# Synthesis scored on this many test masks (at most --test-images), this many samples each (diversity, cycle mIoU).
 SYNTHESIS_MASKS, SYNTHESIS_SAMPLES = 32, 4
 # Share of the time budget kept for evaluation, synthesis and the report (measured: ~55 s at 32x32).
 RESERVED_SECONDS = 75.0
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         pipe, test, DEMO_STEPS, batch_size=64,
         progress=(lambda it: it) if args.no_progress else (lambda it: tqdm(it, desc="evaluate", unit="batch")),
     )
-    masks = open_dataset(f"shapes:size={args.size},length={SYNTHESIS_MASKS}", "test")
+    masks = open_dataset(f"shapes:size={args.size},length={min(SYNTHESIS_MASKS, args.test_images)}", "test")
     print(f"semflow demo: synthesizing {SYNTHESIS_SAMPLES} images for each of {len(masks)} test masks ...")
     synthesis = evaluate_synthesis(pipe, masks, steps=DEFAULT_STEPS, samples=SYNTHESIS_SAMPLES, seed=args.seed)
     metrics = {"data": "shapes", "split": "test", "solver": "euler", "preset": args.preset,
