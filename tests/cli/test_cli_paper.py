@@ -20,8 +20,8 @@ from semflow.models.semflow import SemFlowPipeline
 from tiny import TINY_NETWORK, tiny_train_args
 
 DATA = "shapes:size=16,length=12"
-METHODS = ("semflow", "dsm", "discriminative")
-SAMPLERS = ("semflow-euler", "semflow-heun", "dsm-ddim", "dsm-ddpm")
+MODELS = ("semflow", "semflow-paper", "dsm", "discriminative")  # folders under OUT/models
+SAMPLERS = ("semflow-euler", "semflow-heun", "semflow-paper-euler", "dsm-ddim", "dsm-ddpm")
 WEIGHTS = "network/diffusion_pytorch_model.safetensors"
 
 
@@ -41,7 +41,7 @@ def run_paper(out, *extra):
 
 def weights(out):
     """Bytes and modification time of each model's network weights."""
-    files = {m: out / "models" / m / WEIGHTS for m in METHODS}
+    files = {m: out / "models" / m / WEIGHTS for m in MODELS}
     return {m: (f.read_bytes(), f.stat().st_mtime_ns) for m, f in files.items()}
 
 
@@ -53,9 +53,13 @@ def paper(tmp_path_factory):
     return out, stdout
 
 
+def train_config(out, model):
+    return json.loads((out / "models" / model / "train_config.json").read_text())
+
+
 def test_paper_writes_markdown_json_and_plot(paper):
     out, stdout = paper
-    assert stdout.count("semflow bench paper: training") == 3 and "reusing" not in stdout
+    assert stdout.count("semflow bench paper: training") == 4 and "reusing" not in stdout
     assert (out / "paper.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     results = json.loads((out / "paper.json").read_text())
     assert set(results["table2"]) == {*SAMPLERS, "discriminative"}
@@ -65,21 +69,59 @@ def test_paper_writes_markdown_json_and_plot(paper):
         assert list(miou) == ["1", "2"] and all(0 <= v <= 1 for v in miou.values())
         assert results["table2"][key]["num_images"] == 12
     assert list(results["table2"]["discriminative"]["miou"]) == ["1"]
-    syn = results["synthesis"]
-    assert (syn["num_masks"], syn["samples"], syn["steps"]) == (12, 2, 2)
-    assert 0 <= syn["sis_miou"] <= 1 and 0 <= syn["cycle_miou"] <= 1 and 0 < syn["diversity_l1"] <= 1
-    assert syn["fd_seg"] >= 0 and syn["fid"] is None and syn["diversity_lpips"] is None
+    assert set(results["synthesis"]) == {"semflow", "semflow-paper"}
+    for syn in results["synthesis"].values():
+        assert (syn["num_masks"], syn["samples"], syn["steps"]) == (12, 2, 2)
+        assert 0 <= syn["sis_miou"] <= 1 and 0 <= syn["cycle_miou"] <= 1 and 0 < syn["diversity_l1"] <= 1
+        assert syn["fd_seg"] >= 0 and syn["fid"] is None and syn["diversity_lpips"] is None
     checks = results["checks"]
-    euler = results["table2"]["semflow-euler"]["miou"]
+    euler = results["table2"]["semflow-euler"]["miou"]  # the recommended model's
     assert checks["semflow_1_over_25"] == pytest.approx(euler["1"] / euler["2"])  # Table 1's steps: 2
+    assert checks["semflow_25_minus_1_points"] == pytest.approx(100 * (euler["2"] - euler["1"]))
+    assert checks["semflow_25_ge_1_ok"] == (euler["2"] >= euler["1"])
     assert checks["dsm_ddim_1"] == results["table2"]["dsm-ddim"]["miou"]["1"]
     lead = 100 * (results["table2"]["discriminative"]["miou"]["1"] - euler["2"])
     assert checks["discriminative_minus_semflow_points"] == pytest.approx(lead)
+    assert checks["within_5_points"] == (lead <= 5)
+    sis = results["synthesis"]["semflow"]["sis_miou"]
+    assert checks["semflow_sis_miou"] == sis and checks["sis_miou_ge_30_ok"] == (sis >= 0.3)
+    ratio = results["synthesis"]["semflow"]["diversity_l1"] / results["synthesis"]["semflow-paper"]["diversity_l1"]
+    assert checks["diversity_over_paper_preset"] == pytest.approx(ratio)
+    assert checks["diversity_ge_3x_paper_preset_ok"] == (ratio >= 3)
+    assert set(results["training"]) == set(MODELS)
     assert all(not t["reused"] and t["steps"] == 2 for t in results["training"].values())
     markdown = (out / "paper.md").read_text()
     assert f"Command: `{results['command']}`" in markdown
-    for name in ("SemFlow", "DSM", "Discriminative", "DDIM", "DDPM", "Heun"):
+    for name in ("DSM", "Discriminative", "DDIM", "DDPM", "| SemFlow (recommended) | Heun |",
+                 "| SemFlow (paper preset) | Euler |", "| SemFlow (recommended), Euler 2 steps |",
+                 "| SemFlow (paper preset), Euler 2 steps |", f"{ratio:.2f}x (target >= 3"):
         assert name in markdown
+
+
+def test_semflow_is_trained_with_both_presets_and_the_baselines_without(paper):
+    out, _ = paper
+    recommended, paper_preset = train_config(out, "semflow"), train_config(out, "semflow-paper")
+    assert recommended["model"]["state"] == "stacked" and paper_preset["model"]["state"] == "shared"
+    assert recommended["train"]["objective"]["class_weight"] == 1.0
+    assert paper_preset["train"]["objective"] == train_config(out, "dsm")["train"]["objective"]
+    # Same data, budget, network and --palette: only the flow recipe differs, and the report says which keys.
+    difference = json.loads((out / "paper.json").read_text())["semflow_recipe_difference"]
+    assert "model.state" in difference and "train.objective.class_weight" in difference
+    assert not any(key.startswith(("model.palette", "model.network", "train.lr", "train.steps", "train.data"))
+                   for key in difference)
+    assert recommended["model"]["palette"] == paper_preset["model"]["palette"]
+    assert recommended["model"]["palette"]["kind"] == "spread"
+    # The baselines: no preset, exactly the configuration this command gave them before presets existed, so
+    # that their folders from earlier runs are still reused.
+    from semflow.config import load_run_config, to_dict
+    for method in ("dsm", "discriminative"):
+        before = to_dict(load_run_config(None, [
+            f"train.data={DATA}", "train.steps=2", "train.batch_size=4", "train.lr=0.001", "train.seed=0",
+            "train.num_workers=0", "model.size=[16, 16]", "model.codec=pixel", "model.palette.kind=spread",
+            f"model.method={method}", "train.checkpoint_every=250", f"model.network_args={json.dumps(TINY_NETWORK)}"]))
+        saved = train_config(out, method)
+        saved["train"].pop("mixed_precision"), before["train"].pop("mixed_precision")
+        assert saved == before, method
 
 
 def test_paper_command_line_reproduces_the_run(paper):
@@ -92,12 +134,12 @@ def test_paper_command_line_reproduces_the_run(paper):
         assert getattr(recorded, name) == getattr(given, name), name
 
 
-def test_second_identical_run_reuses_the_three_models(paper):
+def test_second_identical_run_reuses_the_four_models(paper):
     out, _ = paper
     before = weights(out)
     code, stdout = run_paper(out)
     assert code == 0
-    assert stdout.count("semflow bench paper: reusing") == 3 and "semflow bench paper: training" not in stdout
+    assert stdout.count("semflow bench paper: reusing") == 4 and "semflow bench paper: training" not in stdout
     assert weights(out) == before
     results = json.loads((out / "paper.json").read_text())
     assert all(t == {"reused": True} for t in results["training"].values())
@@ -112,10 +154,30 @@ def test_changed_configuration_refuses_then_retrain_replaces(paper, tmp_path, ca
     assert "another configuration" in capsys.readouterr().err
     assert weights(out) == before and not (out / "paper.json").exists()
     code, stdout = run_paper(out, "--lr", "0.01", "--retrain")
-    assert code == 0 and stdout.count("semflow bench paper: training") == 3 and "reusing" not in stdout
-    for method in METHODS:
-        assert json.loads((out / "models" / method / "train_config.json").read_text())["train"]["lr"] == 0.01
-        assert weights(out)[method][0] != before[method][0]
+    assert code == 0 and stdout.count("semflow bench paper: training") == 4 and "reusing" not in stdout
+    for model in MODELS:
+        assert train_config(out, model)["train"]["lr"] == 0.01
+        assert weights(out)[model][0] != before[model][0]
+
+
+def test_a_paper_preset_model_in_the_recommended_folder_is_refused_with_a_hint(paper, tmp_path, capsys):
+    """An OUT written before the paper preset had its own folder holds it in models/semflow."""
+    out = tmp_path / "out"
+    shutil.copytree(paper[0] / "models" / "semflow-paper", out / "models" / "semflow")
+    code, stdout = run_paper(out)
+    assert code == 2 and "training" not in stdout
+    err = capsys.readouterr().err
+    assert "another configuration" in err and f"move the folder to {out / 'models' / 'semflow-paper'}" in err
+    assert sorted(p.name for p in (out / "models").iterdir()) == ["semflow"] and not (out / "paper.json").exists()
+
+
+def test_a_mismatch_in_a_later_folder_is_refused_before_training_the_earlier_ones(paper, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(paper[0] / "models" / "dsm", out / "models" / "dsm")
+    code, stdout = run_paper(out, "--lr", "0.01")
+    assert code == 2 and "training" not in stdout
+    assert f"{out / 'models' / 'dsm'} holds a dsm model" in capsys.readouterr().err
+    assert sorted(p.name for p in (out / "models").iterdir()) == ["dsm"]
 
 
 @pytest.mark.parametrize("extra, match", [

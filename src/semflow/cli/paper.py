@@ -2,9 +2,11 @@
 backbone and budget, and write the analogs of the paper's Table 1 (segmentation and synthesis) and Table 2
 (mIoU against sampling steps) as Markdown, JSON and a plot.
 
-OUT/models/{semflow,dsm,discriminative} hold the three models; a model whose train_config.json matches is
-reused, an interrupted one resumes from its last checkpoint. OUT/paper.md, OUT/paper.json and OUT/paper.png
-are the results.
+SemFlow is trained twice, with the ``recommended`` preset (``semflow train``'s default) and with the ``paper``
+preset (the authors' recipe), on the same data, budget, network and --palette, so that their rows differ only
+in the flow recipe. OUT/models/{semflow,semflow-paper,dsm,discriminative} hold the four models; a model whose
+train_config.json matches is reused, an interrupted one resumes from its last checkpoint. OUT/paper.md,
+OUT/paper.json and OUT/paper.png are the results.
 """
 
 from __future__ import annotations
@@ -20,18 +22,28 @@ from typing import Any
 import torch
 
 from semflow.cli.common import add_device_arg, parse_steps, positive_int
-from semflow.config import METHODS
 from semflow.errors import SemflowInputError
 
-# The demo's UNet (0.7M parameters): three models train in well under an hour on 2 CPU cores at 48x64. Any
-# --set model.network... replaces it.
+# The demo's UNet (0.7M parameters): small enough for the four models on 2 CPU cores at 48x64 (three took well
+# under an hour). Any --set model.network... replaces it.
 DEFAULT_NETWORK = {"block_out_channels": [16, 32, 64]}
-# Table 2's samplers: (method, solver).
-SAMPLERS = (("semflow", "euler"), ("semflow", "heun"), ("dsm", "ddim"), ("dsm", "ddpm"))
+# The trained models: folder under OUT/models -> (model.method, preset). SemFlow with the new default and with
+# the authors' recipe, side by side. The baselines take no preset (the dataclass defaults, as before presets
+# existed; a preset's flow-only keys would not apply to them anyway), so that their folders keep being reused.
+MODELS: dict[str, tuple[str, str | None]] = {
+    "semflow": ("semflow", "recommended"), "semflow-paper": ("semflow", "paper"),
+    "dsm": ("dsm", None), "discriminative": ("discriminative", None),
+}
+# Table 2's samplers: (model, solver). The paper preset with Euler only: its Heun row would add a second ODE
+# sweep over every step count for a comparison the Euler row already makes.
+SAMPLERS = (("semflow", "euler"), ("semflow", "heun"), ("semflow-paper", "euler"), ("dsm", "ddim"),
+            ("dsm", "ddpm"))
+# Table 1's synthesis rows, each scored with the discriminative model (SIS-mIoU, FD-seg).
+SYNTHESIS = ("semflow", "semflow-paper")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("paper", help="Tables 1 and 2 of the paper on a data set (trains three models)",
+    p = subparsers.add_parser("paper", help="Tables 1 and 2 of the paper on a data set (trains four models)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="data set SPEC (shapes, camvid:PATH, ...)")
     p.add_argument("--out", required=True, type=Path, help="output folder (models, paper.md, paper.json, paper.png)")
@@ -39,13 +51,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="model size in pixels (default 48 64)")
     p.add_argument("--train-steps", type=positive_int, default=1000, help="optimiser steps per model (default 1000)")
     p.add_argument("--batch-size", type=positive_int, default=8, help="training batch size (default 8)")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate, all three models (default 1e-3)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate, all models (default 1e-3)")
     p.add_argument("--codec", default="pixel", help="codec kind (default pixel)")
     p.add_argument("--codec-path", help="local weights of a latent codec")
     p.add_argument("--palette", choices=["authors", "spread"], default="spread",
-                   help="pseudo-mask palette (default spread; the paper's is authors with k=6, s=50)")
+                   help="pseudo-mask palette of every model, both SemFlow presets included (default spread; the "
+                        "paper's is authors with k=6, s=50)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="any config value for all three runs, e.g. --set model.network_args.layers_per_block=2")
+                   help="any config value for all four runs, e.g. --set model.network_args.layers_per_block=2")
     p.add_argument("--steps", default="1,2,5,10,25,50", help="Table 2's step counts (default 1,2,5,10,25,50)")
     p.add_argument("--table1-steps", type=positive_int, default=25,
                    help="steps for Table 1's segmentation and synthesis (default 25; DSM uses the most of --steps)")
@@ -59,16 +72,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (training and sampling)")
     p.add_argument("--batch-size-eval", type=positive_int, default=16, help="images per forward pass when scoring")
     p.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
-    p.add_argument("--retrain", action="store_true", help="train again even where OUT/models/METHOD matches")
+    p.add_argument("--retrain", action="store_true", help="train again even where OUT/models/MODEL matches")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_device_arg(p)
     p.set_defaults(func=run)
 
 
-def run_config(args: argparse.Namespace, method: str):
-    """The training configuration of ``method``: identical for the three but for ``model.method``."""
+def run_config(args: argparse.Namespace, name: str):
+    """The training configuration of model ``name`` (a key of :data:`MODELS`): the same data, budget, network
+    and palette for all, then its method and preset (an explicit --palette beats the preset's)."""
     from semflow.config import load_run_config
 
+    method, preset_name = MODELS[name]
     items = [f"train.data={json.dumps(args.data)}", f"train.steps={args.train_steps}",
              f"train.batch_size={args.batch_size}", f"train.lr={args.lr}", f"train.seed={args.seed}",
              f"train.num_workers={args.num_workers}", f"model.size={json.dumps(list(args.size))}",
@@ -78,29 +93,55 @@ def run_config(args: argparse.Namespace, method: str):
         items.append(f"model.codec_args.path={json.dumps(args.codec_path)}")
     if not any(item.startswith("model.network") for item in args.overrides):
         items.append(f"model.network_args={json.dumps(DEFAULT_NETWORK)}")
-    return load_run_config(None, items + list(args.overrides))
+    return load_run_config(None, items + list(args.overrides), preset_name=preset_name)
 
 
-def train_or_reuse(args: argparse.Namespace, method: str) -> tuple[Any, dict[str, Any]]:
-    """The trained model of ``method`` under OUT/models, and how it came about."""
-    from semflow.training import TRAIN_CONFIG_FILE, train
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved or wanted configuration as reuse compares it: mixed precision changes no result."""
+    config = copy.deepcopy(config)
+    config["train"].pop("mixed_precision", None)
+    return config
+
+
+def plan(args: argparse.Namespace, configs: dict[str, Any]) -> dict[str, bool]:
+    """Whether each model's folder is reused (``True``) or trained/resumed (``False``); raises, before any work,
+    where a folder holds a model trained with another configuration and --retrain is not given."""
     from semflow.config import to_dict
+    from semflow.training import TRAIN_CONFIG_FILE
+
+    wanted = {name: _comparable(to_dict(copy.deepcopy(c))) for name, c in configs.items()}
+    reuse = {}
+    for name, config in configs.items():
+        folder = args.out / "models" / name
+        saved = folder / TRAIN_CONFIG_FILE
+        reuse[name] = False
+        if not saved.is_file() or args.retrain:
+            continue
+        try:
+            previous = _comparable(json.loads(saved.read_text()))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+            raise SemflowInputError(f"{saved} is not a training configuration; give another --out, or --retrain "
+                                    "to replace it") from None
+        if previous != wanted[name]:
+            other = next((n for n, w in wanted.items() if n != name and w == previous), None)
+            hint = (f" (it matches the {other} model: move the folder to {args.out / 'models' / other})"
+                    if other else "")
+            raise SemflowInputError(f"{folder} holds a {MODELS[name][0]} model trained with another configuration"
+                                    f"{hint}; give another --out, or --retrain to replace it")
+        reuse[name] = _finished(folder, config)
+    return reuse
+
+
+def train_or_reuse(args: argparse.Namespace, name: str, config, reuse: bool) -> tuple[Any, dict[str, Any]]:
+    """The trained model ``name`` under OUT/models (reused as :func:`plan` decided), and how it came about."""
+    from semflow.training import train
     from semflow.models.base import Segmenter
 
-    config = run_config(args, method)
-    folder = args.out / "models" / method
-    saved = folder / TRAIN_CONFIG_FILE
-    if saved.is_file() and not args.retrain:
-        previous = json.loads(saved.read_text())
-        wanted = to_dict(copy.deepcopy(config))
-        previous["train"].pop("mixed_precision", None), wanted["train"].pop("mixed_precision", None)
-        if previous != wanted:
-            raise SemflowInputError(f"{folder} holds a {method} model trained with another configuration; "
-                                    "give another --out, or --retrain to replace it")
-        if _finished(folder, config):
-            print(f"semflow bench paper: reusing {folder}")
-            return Segmenter.from_pretrained(folder), {"reused": True}
-    print(f"semflow bench paper: training {method} ({config.train.steps} steps) in {folder}")
+    folder = args.out / "models" / name
+    if reuse:
+        print(f"semflow bench paper: reusing {folder}")
+        return Segmenter.from_pretrained(folder), {"reused": True}
+    print(f"semflow bench paper: training {name} ({config.train.steps} steps) in {folder}")
     began = time.perf_counter()
     pipe, result = train(config, folder, progress_bar=not args.no_progress,
                          resume=None if args.retrain else "latest", overwrite=args.retrain)
@@ -108,6 +149,22 @@ def train_or_reuse(args: argparse.Namespace, method: str) -> tuple[Any, dict[str
         raise KeyboardInterrupt
     return pipe, {"reused": False, "seconds": time.perf_counter() - began, "final_loss": result.final_loss,
                   "steps": result.steps}
+
+
+def recipe_difference(paper, recommended) -> dict[str, list[Any]]:
+    """The configuration keys (dotted) where the two SemFlow models differ: ``{key: [paper, recommended]}``."""
+    from semflow.config import to_dict
+
+    def flat(node: Any, prefix: str = "") -> dict[str, Any]:
+        if not isinstance(node, dict):
+            return {prefix: node}
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(flat(value, f"{prefix}.{key}" if prefix else key))
+        return out
+
+    a, b = flat(to_dict(paper)), flat(to_dict(recommended))
+    return {key: [a.get(key), b.get(key)] for key in sorted(a.keys() | b.keys()) if a.get(key) != b.get(key)}
 
 
 def _finished(folder: Path, config) -> bool:
@@ -165,43 +222,49 @@ def run(args: argparse.Namespace) -> int:
     began = time.perf_counter()
     steps = parse_steps(args.steps)
     device = pick_device(args.device)
-    for method in METHODS:  # every configuration error before any work starts
-        run_config(args, method)
+    configs = {name: run_config(args, name) for name in MODELS}  # every configuration error before any work
     train_info = open_dataset(args.data, "train").info
     split = args.split or default_split(train_info)
     test = open_dataset(args.data, split)
     indices = test_indices(len(test), args.test_images)
+    reuse = plan(args, configs)
     fid, lpips, notes = perceptual_metrics(args, device)
 
     models, training = {}, {}
-    for method in METHODS:
-        model, info = train_or_reuse(args, method)
-        models[method], training[method] = model.to(device).eval(), info
+    for name, config in configs.items():
+        model, info = train_or_reuse(args, name, config, reuse[name])
+        models[name], training[name] = model.to(device).eval(), info
 
     def bar(desc: str):
         return lambda it: tqdm(it, desc=desc, unit="batch", disable=args.no_progress)
 
     table2: dict[str, Any] = {}
-    for method, solver in SAMPLERS:
-        print(f"semflow bench paper: scoring {method}-{solver} at steps {steps}")
-        result = evaluate_segmentation(models[method], test, steps, solver=solver, batch_size=args.batch_size_eval,
-                                       num_workers=args.num_workers, indices=indices, progress=bar(f"{method}-{solver}"))
-        table2[f"{method}-{solver}"] = result.to_json()
+    for name, solver in SAMPLERS:
+        print(f"semflow bench paper: scoring {name}-{solver} at steps {steps}")
+        result = evaluate_segmentation(models[name], test, steps, solver=solver, batch_size=args.batch_size_eval,
+                                       num_workers=args.num_workers, indices=indices, progress=bar(f"{name}-{solver}"))
+        table2[f"{name}-{solver}"] = result.to_json()
     print("semflow bench paper: scoring discriminative")
     disc = evaluate_segmentation(models["discriminative"], test, [1], batch_size=args.batch_size_eval,
                                  num_workers=args.num_workers, indices=indices, progress=bar("discriminative"))
     table2["discriminative"] = disc.to_json()
-    print(f"semflow bench paper: synthesizing {args.samples} image(s) per mask at {args.table1_steps} steps")
-    synthesis = evaluate_synthesis(models["semflow"], test, segmenter=models["discriminative"],
-                                   steps=args.table1_steps, samples=args.samples, seed=args.seed,
-                                   batch_size=args.batch_size_eval, fid=fid, lpips=lpips, indices=indices,
-                                   progress=bar("synthesis"))
+    synthesis: dict[str, Any] = {}
+    for name in SYNTHESIS:
+        print(f"semflow bench paper: synthesizing with {name}, {args.samples} image(s) per mask at "
+              f"{args.table1_steps} steps")
+        made = evaluate_synthesis(models[name], test, segmenter=models["discriminative"],
+                                  steps=args.table1_steps, samples=args.samples, seed=args.seed,
+                                  batch_size=args.batch_size_eval, fid=fid, lpips=lpips, indices=indices,
+                                  progress=bar(f"synthesis {name}"))
+        synthesis[name] = made.to_json()
+        notes += [n for n in made.notes if n not in notes]  # the same for both models
     results = {
         "command": shlex.join(["semflow", "bench", "paper", *_argv(args)]),
         "data": args.data, "split": split, "size": list(args.size), "codec": args.codec, "palette": args.palette,
         "num_images": disc.num_images, "split_images": len(test), "steps": steps,
-        "table1_steps": args.table1_steps, "training": training, "table2": table2,
-        "synthesis": synthesis.to_json(), "notes": notes + synthesis.notes,
+        "table1_steps": args.table1_steps, "presets": {name: MODELS[name][1] for name in SYNTHESIS},
+        "semflow_recipe_difference": recipe_difference(configs["semflow-paper"], configs["semflow"]),
+        "training": training, "table2": table2, "synthesis": synthesis, "notes": notes,
         "device": str(device), "threads": torch.get_num_threads(),
     }
     results["total_seconds"] = time.perf_counter() - began

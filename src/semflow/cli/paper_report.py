@@ -9,7 +9,9 @@ from typing import Any
 
 from semflow.io import write_bytes
 
-NAMES = {"semflow": "SemFlow", "dsm": "DSM", "discriminative": "Discriminative"}
+# Row labels of the models under OUT/models (semflow.cli.paper.MODELS).
+NAMES = {"semflow": "SemFlow (recommended)", "semflow-paper": "SemFlow (paper preset)", "dsm": "DSM",
+         "discriminative": "Discriminative"}
 SOLVER_NAMES = {"euler": "Euler", "heun": "Heun", "ddim": "DDIM", "ddpm": "DDPM", "forward": "one pass"}
 
 
@@ -21,9 +23,23 @@ def _num(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def _split(key: str) -> tuple[str, str]:
+    """A Table 2 key (``semflow-paper-euler``, ``discriminative``) as (model, solver)."""
+    if key in NAMES:
+        return key, "forward"
+    model, _, solver = key.rpartition("-")
+    return model, solver
+
+
+def _met(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "NOT met")
+
+
 def shape_checks(results: dict[str, Any]) -> dict[str, Any]:
-    """The paper's claims as numbers: SemFlow's 1-step/25-step ratio, DSM's 1-step against its most steps, and
-    the discriminative model's lead over SemFlow at Table 1's steps (mIoU points)."""
+    """The paper's claims as numbers, for the recommended SemFlow model: its 1-step/25-step ratio and its gain
+    from 1 to 25 steps (mIoU points), DSM's 1-step against its most steps, the discriminative model's lead over
+    SemFlow (mIoU points), SemFlow's SIS-mIoU, and its synthesis diversity over the paper preset's. "25" stands
+    for Table 1's steps (``table1_steps``); each ``*_ok`` is the claim's target met, ``None`` where unscored."""
     t2, k = results["table2"], str(results["table1_steps"])
     euler, ddim = t2["semflow-euler"]["miou"], t2["dsm-ddim"]["miou"]
     most = str(max(results["steps"]))
@@ -31,12 +47,22 @@ def shape_checks(results: dict[str, Any]) -> dict[str, Any]:
     if "1" in euler and k in euler:
         checks["semflow_1_over_25"] = euler["1"] / euler[k] if euler[k] else None
         checks["semflow_1_over_25_ok"] = checks["semflow_1_over_25"] is not None and checks["semflow_1_over_25"] >= 0.9
+        checks["semflow_25_minus_1_points"] = 100 * (euler[k] - euler["1"])
+        checks["semflow_25_ge_1_ok"] = euler[k] >= euler["1"]
     if "1" in ddim:
         checks["dsm_ddim_1"], checks[f"dsm_ddim_{most}"] = ddim["1"], ddim[most]
     if k in euler:
         lead = 100 * (t2["discriminative"]["miou"]["1"] - euler[k])
         checks["discriminative_minus_semflow_points"] = lead
         checks["within_5_points"] = lead <= 5.0
+    syn = results["synthesis"]
+    sis = syn["semflow"]["sis_miou"]
+    checks["semflow_sis_miou"] = sis
+    checks["sis_miou_ge_30_ok"] = None if sis is None else 100 * sis >= 30.0
+    ours, theirs = syn["semflow"]["diversity_l1"], syn["semflow-paper"]["diversity_l1"]
+    ratio = ours / theirs if ours is not None and theirs else None
+    checks["diversity_over_paper_preset"] = ratio
+    checks["diversity_ge_3x_paper_preset_ok"] = None if ratio is None else ratio >= 3.0
     return checks
 
 
@@ -45,7 +71,7 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Data `{results['data']}`, split `{results['split']}` ({results['num_images']} of {results['split_images']} "
         f"images, scored at the labels' resolution); models at {results['size'][0]}x{results['size'][1]}, codec "
-        f"`{results['codec']}`, palette `{results['palette']}`; the three models share backbone, data and budget.",
+        f"`{results['codec']}`, palette `{results['palette']}`; the four models share backbone, data and budget.",
         f"Command: `{results['command']}`",
         "",
         "**Table 2 analog: mIoU (%) against sampling steps**",
@@ -54,28 +80,32 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---|" + "---:|" * len(steps),
     ]
     for key, entry in t2.items():
-        method, _, solver = key.partition("-")
-        cells = [_pct(entry["miou"].get(str(n))) for n in steps] if method != "discriminative" else \
+        model, solver = _split(key)
+        cells = [_pct(entry["miou"].get(str(n))) for n in steps] if model != "discriminative" else \
             [_pct(entry["miou"]["1"])] + ["(one pass)"] + [""] * (len(steps) - 2)
-        lines.append(f"| {NAMES[method]} | {SOLVER_NAMES.get(solver or 'forward')} | " + " | ".join(cells) + " |")
+        lines.append(f"| {NAMES[model]} | {SOLVER_NAMES[solver]} | " + " | ".join(cells) + " |")
     lines += ["", "Segmentation time per image (ms, this machine):", "",
               "| method | sampler | " + " | ".join(str(n) for n in steps) + " |", "|---|---|" + "---:|" * len(steps)]
     for key, entry in t2.items():
-        method, _, solver = key.partition("-")
+        model, solver = _split(key)
         sec = entry["seconds_per_image"]
-        cells = [_num(1000 * sec[str(n)], 1) if str(n) in sec else "" for n in steps] if method != "discriminative" \
+        cells = [_num(1000 * sec[str(n)], 1) if str(n) in sec else "" for n in steps] if model != "discriminative" \
             else [_num(1000 * sec["1"], 1)] + [""] * (len(steps) - 1)
-        lines.append(f"| {NAMES[method]} | {SOLVER_NAMES.get(solver or 'forward')} | " + " | ".join(cells) + " |")
+        lines.append(f"| {NAMES[model]} | {SOLVER_NAMES[solver]} | " + " | ".join(cells) + " |")
     syn = results["synthesis"]
     most = str(max(steps))
+    first = next(iter(syn.values()))
     lines += [
-        "", f"**Table 1 analog** (segmentation mIoU; synthesis from the split's masks, {syn['samples']} samples per "
-        f"mask at {syn['steps']} Euler steps)", "",
+        "", f"**Table 1 analog** (segmentation mIoU; synthesis from the split's masks, {first['samples']} samples per "
+        f"mask at {first['steps']} Euler steps)", "",
         "| model | mIoU (%) | SIS-mIoU (%) | cycle mIoU (%) | diversity (pixel L1) | diversity (LPIPS) | FD-seg | FID |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
-        f"| SemFlow (Euler, {k} steps) | {_pct(t2['semflow-euler']['miou'].get(k))} | {_pct(syn['sis_miou'])} | "
-        f"{_pct(syn['cycle_miou'])} | {_num(syn['diversity_l1'])} | {_num(syn['diversity_lpips'])} | "
-        f"{_num(syn['fd_seg'], 2)} | {_num(syn['fid'], 2)} |",
+    ]
+    for model, entry in syn.items():
+        lines.append(f"| {NAMES[model]}, Euler {k} steps | {_pct(t2[f'{model}-euler']['miou'].get(k))} | "
+                     f"{_pct(entry['sis_miou'])} | {_pct(entry['cycle_miou'])} | {_num(entry['diversity_l1'])} | "
+                     f"{_num(entry['diversity_lpips'])} | {_num(entry['fd_seg'], 2)} | {_num(entry['fid'], 2)} |")
+    lines += [
         f"| DSM (DDIM, {most} steps) | {_pct(t2['dsm-ddim']['miou'].get(most))} | — | — | — | — | — | — |",
         f"| Discriminative (one pass) | {_pct(t2['discriminative']['miou']['1'])} | — | — | — | — | — | — |",
         "",
@@ -83,18 +113,33 @@ def markdown(results: dict[str, Any]) -> str:
         "Cycle: SemFlow segments its own synthesized images. FD-seg: Fréchet distance in the discriminative model's "
         "UNet bottleneck features (not FID; comparable only within one run).",
     ]
+    difference = results.get("semflow_recipe_difference", {})
+    if difference:
+        lines += ["", f"The two SemFlow models share data, budget, network and the palette `{results['palette']}` "
+                  "(--palette applies to both, so that their rows isolate the flow recipe; the authors' own palette is "
+                  "`--palette authors`). Their configurations differ in (paper preset → recommended): "
+                  + "; ".join(f"`{key}` {json.dumps(a)} → {json.dumps(b)}" for key, (a, b) in difference.items())
+                  + "."]
     checks = results.get("checks", {})
     if checks:
-        lines += ["", "**Against the paper's shape**", ""]
+        lines += ["", "**Against the paper's shape** (SemFlow: the recommended model)", ""]
         if checks.get("semflow_1_over_25") is not None:
             lines.append(f"- SemFlow 1 step / {k} steps: {checks['semflow_1_over_25']:.2f} (target >= 0.9; the paper's "
                          "COCO-Stuff numbers give 28.3 / 38.6 = 0.73)")
+        if "semflow_25_minus_1_points" in checks:
+            lines.append(f"- SemFlow {k} steps minus 1 step: {checks['semflow_25_minus_1_points']:+.1f} mIoU points "
+                         f"(target >= 0: {_met(checks['semflow_25_ge_1_ok'])})")
         if "dsm_ddim_1" in checks:
             lines.append(f"- DSM-DDIM: {_pct(checks['dsm_ddim_1'])} at 1 step, {_pct(checks[f'dsm_ddim_{most}'])} at "
                          f"{most} steps")
         if "discriminative_minus_semflow_points" in checks:
             lines.append(f"- Discriminative minus SemFlow ({k} steps): {checks['discriminative_minus_semflow_points']:.1f} "
-                         "mIoU points (target <= 5)")
+                         f"mIoU points (target <= 5: {_met(checks['within_5_points'])})")
+        lines.append(f"- SemFlow SIS-mIoU: {_pct(checks['semflow_sis_miou'])} % (target >= 30: "
+                     f"{_met(checks['sis_miou_ge_30_ok'])})")
+        ratio = checks["diversity_over_paper_preset"]
+        lines.append(f"- SemFlow diversity (pixel L1) / the paper preset's: {_num(ratio, 2)}x (target >= 3: "
+                     f"{_met(checks['diversity_ge_3x_paper_preset_ok'])})")
     lines += ["", "Training: " + ", ".join(
         f"{NAMES[m]} " + ("reused" if t.get("reused") else f"{t['steps']} steps in {t['seconds'] / 60:.1f} min, final loss "
                           f"{t['final_loss']:.4f}") for m, t in results["training"].items())
@@ -113,12 +158,12 @@ def plot(results: dict[str, Any]) -> bytes:
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     steps = results["steps"]
     for key, entry in results["table2"].items():
-        method, _, solver = key.partition("-")
-        if method == "discriminative":
+        model, solver = _split(key)
+        if model == "discriminative":
             ax.axhline(100 * entry["miou"]["1"], color="gray", linestyle="--", label="Discriminative (one pass)")
             continue
         ax.plot(steps, [100 * entry["miou"][str(n)] for n in steps], marker="o",
-                label=f"{NAMES[method]}-{SOLVER_NAMES[solver]}")
+                label=f"{NAMES[model]}, {SOLVER_NAMES[solver]}")
     ax.set_xscale("log")
     ax.set_xticks(steps, [str(n) for n in steps])
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
