@@ -180,6 +180,17 @@ def test_a_mismatch_in_a_later_folder_is_refused_before_training_the_earlier_one
     assert sorted(p.name for p in (out / "models").iterdir()) == ["dsm"]
 
 
+def test_a_damaged_train_config_is_one_line_before_any_work(tmp_path, capsys):
+    out = tmp_path / "out"
+    (out / "models" / "dsm").mkdir(parents=True)
+    (out / "models" / "dsm" / "train_config.json").write_bytes(b"\xff not json")
+    code, stdout = run_paper(out)
+    assert code == 2 and "training" not in stdout
+    err = capsys.readouterr().err
+    assert "dsm/train_config.json is not a training configuration" in err and "Traceback" not in err
+    assert sorted(p.name for p in (out / "models").iterdir()) == ["dsm"]
+
+
 @pytest.mark.parametrize("extra, match", [
     (["--split", "nosuch"], "nosuch"),
     (["--steps", "0"], "--steps"),

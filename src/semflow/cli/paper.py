@@ -119,7 +119,7 @@ def plan(args: argparse.Namespace, configs: dict[str, Any]) -> dict[str, bool]:
             continue
         try:
             previous = _comparable(json.loads(saved.read_text()))
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):  # ValueError: bad JSON or UTF-8
             raise SemflowInputError(f"{saved} is not a training configuration; give another --out, or --retrain "
                                     "to replace it") from None
         if previous != wanted[name]:
