@@ -74,7 +74,8 @@ def configure(name: str, steps: int, size: int) -> RunConfig:
 def command(name: str, steps: int, size: int) -> str:
     preset_name, overrides = ROWS[name]
     sets = " ".join(f"--set {item}" for item in overrides)
-    return (f"semflow train --preset {preset_name} --data shapes:size={size} --size {size} {size} --palette spread "
+    return (f"semflow train --out runs/ablation/{name} --preset {preset_name} --data shapes:size={size} "
+            f"--size {size} {size} --palette spread "
             f"--steps {steps} --batch-size 16 --lr 2e-3 --set train.warmup_steps=50 "
             f"--set model.network_args.block_out_channels=[16,32,64] {sets}").strip()
 
