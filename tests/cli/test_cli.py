@@ -143,6 +143,13 @@ def test_missing_model_files(tiny_model, tmp_path, capsys):
     (["--k", "1"], "k=1"),
     (["--k", "6", "--s", "60"], "s=60"),
     (["--set", "train.bogus=1"], "train.bogus"),
+    (["--preset", "nope"], "preset 'nope'; expected one of paper, recommended"),
+    (["--set", "train.objective.class_tau=0"], "class_tau"),
+    (["--set", "train.objective.class_weight=-1"], "class_weight"),
+    (["--set", "train.objective.time.t0_mass=-0.1"], "probability"),
+    (["--set", "train.objective.time.kind=sometimes"], "time.kind"),
+    (["--set", "model.state=diagonal"], "model.state"),
+    (["--method", "dsm", "--set", "train.objective.class_weight=1"], "train.objective applies to model.method=semflow"),
 ])
 def test_bad_training_values(tmp_path, capsys, extra, match):
     out = tmp_path / "m"

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=positive_int, default=32, help="image side in pixels (default 32)")
     p.add_argument("--test-images", type=positive_int, default=256, help="test images scored (default 256)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--preset", choices=list(PRESETS), default=DEFAULT_PRESET,
+    p.add_argument("--preset", default=DEFAULT_PRESET, metavar="|".join(PRESETS),
                    help=f"training recipe (default {DEFAULT_PRESET}; paper: the authors' recipe exactly)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -72,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
     from semflow.evaluation.synthesis import evaluate_synthesis
     from semflow.errors import SemflowInputError
 
+    from semflow.config import preset
+
+    preset(args.preset)  # an unknown name: one line before any work
     if args.minutes <= 0:
         raise SemflowInputError(f"--minutes {args.minutes}; expected a positive number of minutes")
     began = time.perf_counter()

@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", choices=METHODS,
                    help="semflow (default), or a baseline on the same backbone: dsm (conditional diffusion "
                         "segmenter) or discriminative (per-pixel cross-entropy)")
-    p.add_argument("--preset", choices=list(PRESETS), default=DEFAULT_PRESET,
+    p.add_argument("--preset", default=DEFAULT_PRESET, metavar="|".join(PRESETS),
                    help=f"the recipe to start from (default {DEFAULT_PRESET}: the best measured; paper: the authors' "
                         "recipe exactly); --config and --set override it (docs/quality.md)")
     p.add_argument("--config", type=Path, help="YAML/JSON file with 'model' and 'train' sections")
