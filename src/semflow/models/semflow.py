@@ -115,15 +115,13 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             z_t = sample_path(z0, z1, t).z_t
         # The network's own dtype: a no-op under autocast, a cast where a wrapper keeps bf16 weights (DeepSpeed).
         z_t = z_t.to(next(velocity.parameters()).dtype)
-        if self.config.parameterization == "velocity" and not objective.class_weight:
-            # The paper's recipe, through the module's own forward (what a distributed wrapper intercepts).
-            return torch.mean((velocity(z_t, t).float() - (z1 - z0).float()) ** 2)
+        # Through the module's own forward (what a distributed wrapper intercepts); one network call either way.
         end0, end1, v = velocity(z_t, t, ends=True)
         if self.config.parameterization == "endpoints":
             w = objective.image_weight
             loss = 2 * (w * torch.mean((end0.float() - z0.float()) ** 2)
                         + (1 - w) * torch.mean((end1.float() - z1.float()) ** 2))
-        else:
+        else:  # the paper's velocity MSE
             loss = torch.mean((v.float() - (z1 - z0).float()) ** 2)
         if objective.class_weight:
             colors = self.codec.decode(self.layout.mask_part(end1))
