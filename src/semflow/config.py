@@ -448,7 +448,21 @@ def load_run_config(path: Path | None = None, overrides: list[str] | None = None
     if preset_name is not None:
         method = data.get("model", {}).get("method", "semflow") if isinstance(data.get("model"), dict) else "semflow"
         data = _merge(preset(preset_name, str(method)), data)
+    _codec_from_weights(data)
     return from_dict(RunConfig, data)
+
+
+def _codec_from_weights(data: dict[str, Any]) -> None:
+    """Where weights are given (``model.codec_args.path``) and no codec is named, the codec they hold
+    (:func:`semflow.codecs.detect.codec_kind_of`): a user with codec weights gets a latent codec by default."""
+    model = data.get("model")
+    if not isinstance(model, dict) or model.get("codec") is not None:
+        return
+    args = model.get("codec_args")
+    if isinstance(args, dict) and isinstance(args.get("path"), str):
+        from semflow.codecs.detect import codec_kind_of
+
+        model["codec"] = codec_kind_of(args["path"])
 
 
 def save_json(obj: dict[str, Any], path: Path) -> None:

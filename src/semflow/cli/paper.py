@@ -52,8 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--train-steps", type=positive_int, default=1000, help="optimiser steps per model (default 1000)")
     p.add_argument("--batch-size", type=positive_int, default=8, help="training batch size (default 8)")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate, all models (default 1e-3)")
-    p.add_argument("--codec", default="pixel", help="codec kind (default pixel)")
-    p.add_argument("--codec-path", help="local weights of a latent codec")
+    p.add_argument("--codec", help="codec kind (default: the kind the --codec-path weights hold, else pixel)")
+    p.add_argument("--codec-path", help="local weights of a latent codec (its kind is read off the files)")
     p.add_argument("--palette", choices=["authors", "spread"], default="spread",
                    help="pseudo-mask palette of every model, both SemFlow presets included (default spread; the "
                         "paper's is authors with k=6, s=50)")
@@ -87,8 +87,10 @@ def run_config(args: argparse.Namespace, name: str):
     items = [f"train.data={json.dumps(args.data)}", f"train.steps={args.train_steps}",
              f"train.batch_size={args.batch_size}", f"train.lr={args.lr}", f"train.seed={args.seed}",
              f"train.num_workers={args.num_workers}", f"model.size={json.dumps(list(args.size))}",
-             f"model.codec={json.dumps(args.codec)}", f"model.palette.kind={args.palette}",
+             f"model.palette.kind={args.palette}",
              f"model.method={method}", "train.checkpoint_every=250"]
+    if args.codec:
+        items.append(f"model.codec={json.dumps(args.codec)}")
     if args.codec_path:
         items.append(f"model.codec_args.path={json.dumps(args.codec_path)}")
     if not any(item.startswith("model.network") for item in args.overrides):
@@ -260,7 +262,8 @@ def run(args: argparse.Namespace) -> int:
         notes += [n for n in made.notes if n not in notes]  # the same for both models
     results = {
         "command": shlex.join(["semflow", "bench", "paper", *_argv(args)]),
-        "data": args.data, "split": split, "size": list(args.size), "codec": args.codec, "palette": args.palette,
+        "data": args.data, "split": split, "size": list(args.size), "codec": configs["semflow"].model.codec,
+        "palette": args.palette,
         "num_images": disc.num_images, "split_images": len(test), "steps": steps,
         "table1_steps": args.table1_steps, "presets": {name: MODELS[name][1] for name in SYNTHESIS},
         "semflow_recipe_difference": recipe_difference(configs["semflow-paper"], configs["semflow"]),
@@ -279,13 +282,15 @@ def _argv(args: argparse.Namespace) -> list[str]:
     """The options that define the run, as a command line (for the tables' provenance; shell-quote it)."""
     out = ["--data", args.data, "--out", str(args.out), "--size", *map(str, args.size),
            "--train-steps", str(args.train_steps), "--batch-size", str(args.batch_size), "--lr", f"{args.lr:g}",
-           "--codec", args.codec, "--palette", args.palette, "--steps", args.steps,
+           "--palette", args.palette, "--steps", args.steps,
            "--table1-steps", str(args.table1_steps), "--test-images", str(args.test_images),
            "--samples", str(args.samples), "--seed", str(args.seed)]
     if args.split:
         out += ["--split", args.split]
     if args.no_fid:
         out.append("--no-fid")
+    if args.codec:
+        out += ["--codec", args.codec]
     if args.codec_path:
         out += ["--codec-path", args.codec_path]
     for item in args.overrides:

@@ -26,8 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, help="batch size per process")
     p.add_argument("--lr", type=float, help="peak learning rate (AdamW)")
     p.add_argument("--seed", type=int, help="random seed (data order, augmentation, noise, init)")
-    p.add_argument("--codec", help="codec kind: pixel (default) or a latent codec")
-    p.add_argument("--codec-path", help="local path of the codec's weights (latent codecs)")
+    p.add_argument("--codec", help="codec kind: pixel, or a latent codec (default: the kind the --codec-path "
+                                   "weights hold, else pixel)")
+    p.add_argument("--codec-path", help="local path of a latent codec's weights (its kind is read off the files)")
     p.add_argument("--palette", choices=["authors", "spread"], help="authors' palette (k, s) or spread over the cube")
     p.add_argument("--k", type=int, help="palette base k (authors' palette; paper: 6)")
     p.add_argument("--s", type=int, help="palette step s in pixel levels (authors' palette; paper: 50)")
@@ -90,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         raise SemflowInputError("--resume continues the run in --out and --overwrite deletes it; give one of them")
     check_output_folder(args.out)
     config = load_run_config(args.config, overrides_from_args(args), preset_name=args.preset)
+    if args.codec_path and not args.codec:
+        print(f"codec {config.model.codec} (read off {args.codec_path})")
     _, result = train(config, args.out, progress_bar=not args.no_progress, resume=args.resume,
                       overwrite=args.overwrite)
     if result.process_index != 0:  # under a launcher, process 0 speaks for all
