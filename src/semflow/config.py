@@ -174,7 +174,9 @@ class ObjectiveConfig:
     ``model.parameterization=endpoints``, the weight of the image end's MSE (the mask end gets
     ``1 - image_weight``). ``self_align_fraction``: the last fraction of the training steps draws its states
     from the model's own Euler solves of ``self_align_steps`` steps, half from each end, with targets that
-    point from the state reached to the true other end (DDP's "self-aligned" phase).
+    point from the state reached to the true other end (DDP's "self-aligned" phase). ``self_align_share``: the
+    part of each batch of that phase drawn so (``1``: all of it); the rest keeps the straight path and
+    ``time``, so the end points (t = 0 for one-step segmentation) stay trained.
     """
 
     time: TimeSamplingConfig = field(default_factory=TimeSamplingConfig)
@@ -183,6 +185,7 @@ class ObjectiveConfig:
     image_weight: float = 0.5
     self_align_fraction: float = 0.0
     self_align_steps: int = 5
+    self_align_share: float = 1.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.class_weight) and self.class_weight >= 0):
@@ -191,6 +194,7 @@ class ObjectiveConfig:
             raise SemflowInputError(f"train.objective.class_tau={self.class_tau}; expected a number > 0")
         _check_probability("train.objective.image_weight", self.image_weight)
         _check_probability("train.objective.self_align_fraction", self.self_align_fraction)
+        _check_probability("train.objective.self_align_share", self.self_align_share)
         if self.self_align_steps < 2:
             raise SemflowInputError(f"train.objective.self_align_steps={self.self_align_steps}; expected >= 2")
 

@@ -187,3 +187,34 @@ def test_objective_options_change_the_loss_and_train(recommended_like):
     aligned = recommended_like.training_loss(images, labels, generator=torch.Generator().manual_seed(1),
                                              objective=objective, self_aligned=True)
     assert torch.isfinite(aligned)
+
+
+def test_self_align_share_keeps_the_rest_of_the_batch_on_the_straight_path(recommended_like):
+    from torch import nn
+
+    from semflow.config import ObjectiveConfig, TimeSamplingConfig
+
+    class Recorder(nn.Module):
+        """The velocity module, recording the times of the training call (the one with ``ends=True``)."""
+
+        def __init__(self, velocity):
+            super().__init__()
+            self.velocity, self.times = velocity, []
+
+        def forward(self, z, t, ends=False):
+            if ends:
+                self.times.append(t.clone())
+            return self.velocity(z, t, ends=ends)
+
+    images, labels = batch()
+    images, labels = torch.cat([images, images[:1]]), torch.cat([labels, labels[:1]])  # a batch of 4
+    at_zero = TimeSamplingConfig(kind="endpoints", t0_mass=1.0, t1_mass=0.0)
+    for share, aligned in ((0.5, 2), (1.0, 4), (0.25, 1)):
+        recorder = Recorder(recommended_like.velocity)
+        objective = ObjectiveConfig(time=at_zero, self_align_share=share, self_align_steps=4)
+        loss = recommended_like.training_loss(images, labels, trainable=recorder, objective=objective,
+                                              generator=torch.Generator().manual_seed(3), self_aligned=True)
+        (t,) = recorder.times
+        assert torch.isfinite(loss)
+        # the model's own states sit at k/4 for some k in 1..3; the rest at t = 0, as the time sampling says
+        assert bool(((t[:aligned] > 0) & (t[:aligned] < 1)).all()) and bool((t[aligned:] == 0).all()), (share, t)

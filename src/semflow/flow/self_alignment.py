@@ -46,8 +46,9 @@ def self_aligned_sample(velocity: Velocity, z0: torch.Tensor, z1: torch.Tensor, 
     h = 1.0 / steps
     half = batch // 2  # [0, half): segmentation direction; [half, B): synthesis direction
     forward, backward = z0[:half], z1[half:]
-    for i in range(k):
-        forward = forward + h * velocity(forward, torch.full((half,), i * h, device=device))
+    for i in range(k):  # (a batch of one has no segmentation half: networks may refuse empty batches)
+        if half:
+            forward = forward + h * velocity(forward, torch.full((half,), i * h, device=device))
         backward = backward - h * velocity(backward, torch.full((batch - half,), 1 - i * h, device=device))
     t_seg, t_syn = k * h, 1 - k * h
     t = torch.cat([torch.full((half,), t_seg, device=device), torch.full((batch - half,), t_syn, device=device)])

@@ -107,12 +107,14 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         with torch.no_grad():
             z0 = self.layout.image_state(posterior.sample(generator), generator)
             z1 = self.layout.mask_state(self.encode_masks(labels, generator=generator), generator)
-        if self_aligned:
-            aligned = self_aligned_sample(velocity, z0, z1, objective.self_align_steps, generator)
-            t, z_t, z0, z1 = aligned.t, aligned.z_t, aligned.z0, aligned.z1
-        else:
-            t = sample_time(z0.shape[0], z0.device, generator=generator, sampling=objective.time)
-            z_t = sample_path(z0, z1, t).z_t
+        # The first ``aligned`` samples come from the model's own solves, the rest from the straight path.
+        aligned = round(objective.self_align_share * z0.shape[0]) if self_aligned else 0
+        t = sample_time(z0.shape[0] - aligned, z0.device, generator=generator, sampling=objective.time)
+        z_t = sample_path(z0[aligned:], z1[aligned:], t).z_t
+        if aligned:
+            own = self_aligned_sample(velocity, z0[:aligned], z1[:aligned], objective.self_align_steps, generator)
+            t, z_t = torch.cat([own.t, t]), torch.cat([own.z_t, z_t])
+            z0, z1 = torch.cat([own.z0, z0[aligned:]]), torch.cat([own.z1, z1[aligned:]])
         # The network's own dtype: a no-op under autocast, a cast where a wrapper keeps bf16 weights (DeepSpeed).
         z_t = z_t.to(next(velocity.parameters()).dtype)
         # Through the module's own forward (what a distributed wrapper intercepts); one network call either way.
