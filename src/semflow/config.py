@@ -28,21 +28,25 @@ MAX_SIZE = 16384
 MAX_TRAIN_STEPS = 10**9
 
 
+# Palette kinds (semflow.palette): the one list.
+PALETTES = ("authors", "spread", "separated")
+
+
 @dataclass
 class PaletteConfig:
-    """Pseudo-mask palette. ``kind``: ``authors`` (use ``k``, ``s``; paper: 6, 50) or ``spread``
-    (``k = ceil(C^(1/3))``, ``s = floor(255/(k-1))`` for the data set's ``C`` classes)."""
+    """Pseudo-mask palette. ``kind``: ``authors`` (use ``k``, ``s``; paper: 6, 50), ``spread``
+    (``k = ceil(C^(1/3))``, ``s = floor(255/(k-1))`` for the data set's ``C`` classes) or ``separated`` (the
+    spread grid, classes on its points farthest apart: :meth:`semflow.palette.Palette.separated`)."""
 
     kind: str = "authors"
     k: int = 6
     s: int = 50
 
     def __post_init__(self) -> None:
-        if self.kind not in ("authors", "spread"):
-            raise SemflowInputError(f"palette.kind={self.kind!r}; expected 'authors' or 'spread'")
-        if self.kind == "spread" and (self.k, self.s) != (6, 50):
-            raise SemflowInputError(f"palette.k={self.k}, palette.s={self.s} apply to kind 'authors'; the spread "
-                                    "palette chooses its own (leave them at 6 and 50)")
+        _check_choice("palette.kind", self.kind, PALETTES)
+        if self.kind != "authors" and (self.k, self.s) != (6, 50):
+            raise SemflowInputError(f"palette.k={self.k}, palette.s={self.s} apply to kind 'authors'; the "
+                                    f"{self.kind} palette chooses its own (leave them at 6 and 50)")
 
 
 # Perturbation shapes (semflow.perturbation), parameterisations (semflow.flow.velocity) and state layouts

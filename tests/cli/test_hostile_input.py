@@ -129,7 +129,8 @@ def test_a_damaged_model_folder_is_one_line(tiny_model, tmp_path, capsys, damage
     (["--set", "train.warmup_steps=-5"], "train.warmup_steps"),
     (["--set", "train.num_workers=-1"], "train.num_workers"),
     (["--set", "train.log_every=0"], "train.log_every"),
-    (["--codec-path", "/some/vae"], "pixel codec"),
+    (["--codec-path", "/some/vae"], "/some/vae do not exist"),  # the codec is read off the path: none there
+    (["--codec", "pixel", "--codec-path", "/some/vae"], "pixel codec"),
     (["--palette", "spread", "--k", "4"], "--palette spread"),
     (["--set", "model.palette.kind=spread", "--set", "model.palette.k=4"], "palette.k"),
     (["--set", "model.size=[100000,100000]"], "model.size"),

@@ -218,3 +218,24 @@ def test_self_align_share_keeps_the_rest_of_the_batch_on_the_straight_path(recom
         assert torch.isfinite(loss)
         # the model's own states sit at k/4 for some k in 1..3; the rest at t = 0, as the time sampling says
         assert bool(((t[:aligned] > 0) & (t[:aligned] < 1)).all()) and bool((t[aligned:] == 0).all()), (share, t)
+
+
+def test_separated_palette_is_saved_and_checked_on_load(tmp_path):
+    from semflow.config import PaletteConfig
+    from semflow.data.base import DatasetInfo
+
+    info = DatasetInfo(name="streets", class_names=tuple(f"c{i}" for i in range(11)), ignore_index=11)
+    torch.manual_seed(0)
+    config = ModelConfig(size=[16, 16], network_args=TINY_NETWORK, palette=PaletteConfig(kind="separated"))
+    model = SemFlowPipeline.from_config(config, info).eval()
+    assert model.palette.min_distance > 179  # corners and face centres, not the first 11 grid points
+    model.save_pretrained(tmp_path / "m")
+    saved = json.loads((tmp_path / "m" / "semflow_config.json").read_text())
+    assert saved["palette"]["slots"] == list(model.palette.slots)
+    loaded = SemFlowPipeline.from_pretrained(tmp_path / "m")
+    assert torch.equal(loaded.palette.colors, model.palette.colors)
+    # A folder whose recorded slots differ from what this semflow draws is refused, not decoded wrongly.
+    saved["palette"]["slots"] = list(range(11))
+    (tmp_path / "m" / "semflow_config.json").write_text(json.dumps(saved))
+    with pytest.raises(SemflowInputError, match="slots"):
+        SemFlowPipeline.from_pretrained(tmp_path / "m")

@@ -23,6 +23,7 @@ import torch
 
 from semflow.cli.common import add_device_arg, parse_steps, positive_int
 from semflow.errors import SemflowInputError
+from semflow.config import PALETTES
 
 # The demo's UNet (0.7M parameters): small enough for the four models on 2 CPU cores at 48x64 (three took well
 # under an hour). Any --set model.network... replaces it.
@@ -54,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate, all models (default 1e-3)")
     p.add_argument("--codec", help="codec kind (default: the kind the --codec-path weights hold, else pixel)")
     p.add_argument("--codec-path", help="local weights of a latent codec (its kind is read off the files)")
-    p.add_argument("--palette", choices=["authors", "spread"], default="spread",
+    p.add_argument("--palette", choices=list(PALETTES), default="spread",
                    help="pseudo-mask palette of every model, both SemFlow presets included (default spread; the "
                         "paper's is authors with k=6, s=50)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

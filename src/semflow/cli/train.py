@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from semflow.cli.common import non_negative_int, positive_int
-from semflow.config import AUGMENTATIONS, DEFAULT_PRESET, METHODS, PRESETS
+from semflow.config import AUGMENTATIONS, DEFAULT_PRESET, METHODS, PALETTES, PRESETS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--codec", help="codec kind: pixel, or a latent codec (default: the kind the --codec-path "
                                    "weights hold, else pixel)")
     p.add_argument("--codec-path", help="local path of a latent codec's weights (its kind is read off the files)")
-    p.add_argument("--palette", choices=["authors", "spread"], help="authors' palette (k, s) or spread over the cube")
+    p.add_argument("--palette", choices=list(PALETTES),
+                   help="authors' palette (k, s), spread over the cube, or separated (the spread grid's points "
+                        "farthest apart; the recommended preset's)")
     p.add_argument("--k", type=int, help="palette base k (authors' palette; paper: 6)")
     p.add_argument("--s", type=int, help="palette step s in pixel levels (authors' palette; paper: 50)")
     p.add_argument("--beta", type=float, help="perturbation amplitude in pixel levels, 0 < beta < s/2")
@@ -84,8 +86,8 @@ def run(args: argparse.Namespace) -> int:
     from semflow.errors import SemflowInputError
     from semflow.outputs import check_output_folder
 
-    if args.palette == "spread" and (args.k is not None or args.s is not None):
-        raise SemflowInputError("--k/--s set the authors' palette; --palette spread chooses its own k and s "
+    if args.palette in ("spread", "separated") and (args.k is not None or args.s is not None):
+        raise SemflowInputError(f"--k/--s set the authors' palette; --palette {args.palette} chooses its own k and s "
                                 "(k = ceil(C^(1/3)), s = floor(255/(k-1))), so give one or the other")
     if args.resume is not None and args.overwrite:
         raise SemflowInputError("--resume continues the run in --out and --overwrite deletes it; give one of them")

@@ -61,6 +61,8 @@ def make_palette(config: ModelConfig, info: DatasetInfo) -> Palette:
     """The palette a model config asks for, for the data set's classes."""
     if config.palette.kind == "spread":
         return Palette.spread(info.num_classes, ignore_index=info.ignore_index)
+    if config.palette.kind == "separated":
+        return Palette.separated(info.num_classes, ignore_index=info.ignore_index)
     return Palette(info.num_classes, k=config.palette.k, s=config.palette.s, ignore_index=info.ignore_index)
 
 
@@ -223,7 +225,8 @@ class Segmenter(nn.Module):
                 "codec_config": self.codec.get_config(),
                 "dataset": self.dataset.to_dict(),
                 "palette": {"num_classes": self.palette.num_classes, "k": self.palette.k, "s": self.palette.s,
-                            "ignore_index": self.palette.ignore_index},
+                            "ignore_index": self.palette.ignore_index,
+                            **({"slots": list(self.palette.slots)} if self.palette.slots is not None else {})},
                 "beta": self.beta,
             }
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
@@ -309,10 +312,13 @@ class Segmenter(nn.Module):
         check_finite(network, directory / NETWORK_DIR)
         model = target(codec, network, config, dataset)
         saved = meta.get("palette")
-        if isinstance(saved, dict) and (saved.get("k"), saved.get("s")) != (model.palette.k, model.palette.s):
+        slots = None if model.palette.slots is None else list(model.palette.slots)
+        if isinstance(saved, dict) and (saved.get("k"), saved.get("s"), saved.get("slots")) != (
+                model.palette.k, model.palette.s, slots):
             raise SemflowInputError(
-                f"{config_path}: trained with the palette k={saved.get('k')}, s={saved.get('s')}, but this semflow "
-                f"draws these classes with k={model.palette.k}, s={model.palette.s} (an old spread palette put a "
+                f"{config_path}: trained with the palette k={saved.get('k')}, s={saved.get('s')}, slots="
+                f"{saved.get('slots')}, but this semflow draws these classes with k={model.palette.k}, "
+                f"s={model.palette.s}, slots={slots} (an old spread palette put a "
                 "class on the white ignore colour); retrain the model"
             )
         return model.eval()
