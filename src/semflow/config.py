@@ -176,7 +176,8 @@ class ObjectiveConfig:
     implies (``z_t + (1 - t) v``, decoded), with logits ``-|colour - c_k|^2 / class_tau`` over the palette
     colours ``c_k`` (colours in ``[0, 1]``; the ignore label is skipped). ``image_weight``: for
     ``model.parameterization=endpoints``, the weight of the image end's MSE (the mask end gets
-    ``1 - image_weight``). ``self_align_fraction``: the last fraction of the training steps draws its states
+    ``1 - image_weight``); for a ``stacked`` state with the velocity, the weight of the image part's squared error
+    (0.5: the plain mean; a ``shared`` state has no separate parts). ``self_align_fraction``: the last fraction of the training steps draws its states
     from the model's own Euler solves of ``self_align_steps`` steps, half from each end, with targets that
     point from the state reached to the true other end (DDP's "self-aligned" phase). ``self_align_share``: the
     part of each batch of that phase drawn so (``1``: all of it); the rest keeps the straight path and

@@ -239,3 +239,24 @@ def test_separated_palette_is_saved_and_checked_on_load(tmp_path):
     (tmp_path / "m" / "semflow_config.json").write_text(json.dumps(saved))
     with pytest.raises(SemflowInputError, match="slots"):
         SemFlowPipeline.from_pretrained(tmp_path / "m")
+
+
+def test_image_weight_splits_a_stacked_velocity_loss_between_its_parts():
+    from semflow.config import ObjectiveConfig
+
+    torch.manual_seed(0)
+    info = open_dataset("shapes", "test").info
+    model = SemFlowPipeline.from_config(
+        ModelConfig(size=[16, 16], network_args=TINY_NETWORK, state="stacked", state_noise=0.1), info)
+    images, labels = batch()
+
+    def loss(w):
+        return float(model.training_loss(images, labels, generator=torch.Generator().manual_seed(5),
+                                         objective=ObjectiveConfig(image_weight=w)).detach())
+
+    image_only, mask_only, plain = loss(1.0), loss(0.0), loss(0.5)
+    # The loss is the image part's mean squared error at w = 1, the mask part's at w = 0, and at 0.5 their
+    # average: the plain mean over all channels, as before the option existed.
+    assert image_only != pytest.approx(mask_only)
+    assert plain == pytest.approx((image_only + mask_only) / 2, rel=1e-6)
+    assert loss(0.25) == pytest.approx(0.25 * image_only + 0.75 * mask_only, rel=1e-6)
