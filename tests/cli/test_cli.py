@@ -149,6 +149,10 @@ def test_missing_model_files(tiny_model, tmp_path, capsys):
     (["--set", "train.objective.time.t0_mass=-0.1"], "probability"),
     (["--set", "train.objective.time.kind=sometimes"], "time.kind"),
     (["--set", "model.state=diagonal"], "model.state"),
+    (["--set", "train.objective.self_align_share=1.5"], "self_align_share"),
+    (["--set", "train.objective.image_weight=-0.5"], "image_weight"),
+    (["--set", "model.palette.kind=rainbow"], "palette.kind"),
+    (["--palette", "separated", "--k", "4"], "--palette separated chooses its own k and s"),
     (["--method", "dsm", "--set", "train.objective.class_weight=1"], "train.objective applies to model.method=semflow"),
 ])
 def test_bad_training_values(tmp_path, capsys, extra, match):
