@@ -86,6 +86,9 @@ class ModelConfig:
             state has both latents in separate channels, ``[image part, mask part]``; each end fills the
             other part with ``state_noise``-scaled Gaussian noise, or zeros).
         state_noise: ``stacked`` only: standard deviation of that fill, in latent units (``0``: zeros).
+        state_image_noise: ``stacked`` only: standard deviation of the image part's fill at the mask end, where
+            synthesis starts (``None``: ``state_noise``). A larger one gives synthesis a real source of variety
+            while the mask part's fill, where segmentation starts, stays small.
     """
 
     size: list[int] = field(default_factory=lambda: [32, 32])
@@ -102,6 +105,7 @@ class ModelConfig:
     parameterization: str = "velocity"
     state: str = "shared"
     state_noise: float = 0.0
+    state_image_noise: float | None = None
 
     def __post_init__(self) -> None:
         if len(self.size) != 2 or min(self.size) < 1 or max(self.size) > MAX_SIZE:
@@ -121,6 +125,12 @@ class ModelConfig:
             raise SemflowInputError(f"model.state_noise={self.state_noise}; expected a finite number >= 0")
         if self.state_noise and self.state != "stacked":
             raise SemflowInputError("model.state_noise applies only to model.state=stacked")
+        if self.state_image_noise is not None:
+            if not (math.isfinite(self.state_image_noise) and self.state_image_noise >= 0):
+                raise SemflowInputError(f"model.state_image_noise={self.state_image_noise}; expected a finite "
+                                        "number >= 0 or null")
+            if self.state != "stacked":
+                raise SemflowInputError("model.state_image_noise applies only to model.state=stacked")
         if self.method != "semflow" and (self.state, self.parameterization) != ("shared", "velocity"):
             raise SemflowInputError(f"model.state and model.parameterization apply to model.method=semflow, "
                                     f"not {self.method!r}")
@@ -321,7 +331,8 @@ DEFAULT_PRESET = "recommended"
 
 
 # What only a SemFlow model has: a preset's values for these do not apply to the baselines.
-_FLOW_ONLY = {"model": ("state", "state_noise", "parameterization", "perturbation"), "train": ("objective",)}
+_FLOW_ONLY = {"model": ("state", "state_noise", "state_image_noise", "parameterization", "perturbation"),
+              "train": ("objective",)}
 
 
 def preset(name: str, method: str = "semflow") -> dict[str, Any]:

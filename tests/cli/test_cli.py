@@ -152,6 +152,8 @@ def test_missing_model_files(tiny_model, tmp_path, capsys):
     (["--set", "train.objective.self_align_share=1.5"], "self_align_share"),
     (["--set", "train.objective.image_weight=-0.5"], "image_weight"),
     (["--set", "model.palette.kind=rainbow"], "palette.kind"),
+    (["--set", "model.state_image_noise=-1"], "state_image_noise"),
+    (["--preset", "paper", "--set", "model.state_image_noise=1"], "applies only to model.state=stacked"),
     (["--palette", "separated", "--k", "4"], "--palette separated chooses its own k and s"),
     (["--method", "dsm", "--set", "train.objective.class_weight=1"], "train.objective applies to model.method=semflow"),
 ])

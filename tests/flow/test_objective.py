@@ -154,3 +154,17 @@ def test_gaussian_perturbation_is_bounded_by_beta_with_most_mass_near_zero():
     assert abs(float(noise.std()) - 5.0 * 0.9205 ** 0.5) < 0.05  # N(0, 5^2) clipped at 2 sigma
     uniform = perturb(base, 10.0, torch.Generator().manual_seed(0))
     assert float(uniform.abs().max()) <= 10.0 and abs(float(uniform.std()) - 10 / 3 ** 0.5) < 0.1
+
+
+def test_stacked_fills_take_their_own_noise_levels():
+    from semflow.flow.state import StateLayout
+
+    z = torch.zeros(64, 2, 8, 8)
+    g = torch.Generator().manual_seed(0)
+    layout = StateLayout("stacked", noise=0.1, image_noise=1.0)
+    segmentation_start, synthesis_start = layout.image_state(z, g), layout.mask_state(z, g)
+    # where segmentation starts, the mask part's fill is small; where synthesis starts, the image part's is large
+    assert float(layout.mask_part(segmentation_start).std()) == pytest.approx(0.1, rel=0.05)
+    assert float(layout.image_part(synthesis_start).std()) == pytest.approx(1.0, rel=0.05)
+    same = StateLayout("stacked", noise=0.1)  # one level for both, as before
+    assert float(same.image_part(same.mask_state(z, g)).std()) == pytest.approx(0.1, rel=0.05)

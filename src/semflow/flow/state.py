@@ -24,10 +24,13 @@ class StateLayout:
     Args:
         kind: ``shared`` or ``stacked`` (see the module docstring).
         noise: ``stacked`` only: standard deviation of the fill (``0``: zeros).
+        image_noise: ``stacked`` only: standard deviation of the image part's fill at the mask end, where
+            synthesis starts (``None``: ``noise``); the mask part's fill at the image end keeps ``noise``.
     """
 
-    def __init__(self, kind: str = "shared", noise: float = 0.0) -> None:
+    def __init__(self, kind: str = "shared", noise: float = 0.0, image_noise: float | None = None) -> None:
         self.kind, self.noise = kind, float(noise)
+        self.image_noise = self.noise if image_noise is None else float(image_noise)
 
     @property
     def stacked(self) -> bool:
@@ -37,13 +40,15 @@ class StateLayout:
         """Channels of a state for latents of ``latent_channels`` channels."""
         return 2 * latent_channels if self.stacked else latent_channels
 
-    def _fill(self, like: torch.Tensor, generator: torch.Generator | None, per_sample: bool = True) -> torch.Tensor:
-        if self.noise == 0:
+    def _fill(self, like: torch.Tensor, generator: torch.Generator | None, per_sample: bool = True,
+              std: float | None = None) -> torch.Tensor:
+        std = self.noise if std is None else std
+        if std == 0:
             return torch.zeros_like(like)
         device = generator.device if generator is not None else like.device
         shape = like.shape if per_sample else (1, *like.shape[1:])
         noise = torch.randn(shape, generator=generator, device=device, dtype=like.dtype)
-        return (self.noise * noise).to(like.device).expand_as(like)
+        return (std * noise).to(like.device).expand_as(like)
 
     def image_state(self, z: torch.Tensor, generator: torch.Generator | None = None,
                     per_sample: bool = True) -> torch.Tensor:
@@ -54,7 +59,7 @@ class StateLayout:
 
     def mask_state(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """The state at ``t = 1`` for mask latents ``z`` ``(B, C, h, w)``: ``z`` itself, or ``[fill, z]``."""
-        return torch.cat([self._fill(z, generator), z], dim=1) if self.stacked else z
+        return torch.cat([self._fill(z, generator, std=self.image_noise), z], dim=1) if self.stacked else z
 
     def image_part(self, state: torch.Tensor) -> torch.Tensor:
         """The image latents of a state ``(B, C or 2C, h, w)``: what the codec decodes into an image."""

@@ -62,7 +62,7 @@ class SemFlowPipeline(Segmenter, method="semflow"):
     def __init__(self, codec: Codec, network: nn.Module, config: ModelConfig, dataset: DatasetInfo) -> None:
         super().__init__(codec, network, config, dataset)
         self.velocity = VelocityModel(network, time_scale=config.time_scale, parameterization=config.parameterization)
-        self.layout = StateLayout(config.state, config.state_noise)
+        self.layout = StateLayout(config.state, config.state_noise, config.state_image_noise)
 
     @classmethod
     def network_channels(cls, codec: Codec, dataset: DatasetInfo, config: ModelConfig) -> tuple[int, int]:
