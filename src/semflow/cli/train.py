@@ -30,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "weights hold, else pixel)")
     p.add_argument("--codec-path", help="local path of a latent codec's weights (its kind is read off the files)")
     p.add_argument("--palette", choices=list(PALETTES),
-                   help="authors' palette (k, s), spread over the cube, or separated (the spread grid's points "
-                        "farthest apart; the recommended preset's)")
+                   help="authors' palette (k, s), spread over the cube (the recommended preset's), or separated (the "
+                        "spread grid's points farthest apart)")
     p.add_argument("--k", type=int, help="palette base k (authors' palette; paper: 6)")
     p.add_argument("--s", type=int, help="palette step s in pixel levels (authors' palette; paper: 50)")
     p.add_argument("--beta", type=float, help="perturbation amplitude in pixel levels, 0 < beta < s/2")

@@ -126,7 +126,7 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         elif self.layout.stacked:  # the velocity MSE, the image part weighted by image_weight (0.5: the plain mean)
             error = (v.float() - (z1 - z0).float()) ** 2
             w = objective.image_weight
-            loss = 2 * (w * torch.mean(self.layout.image_part(error)) + (1 - w) * torch.mean(self.layout.mask_part(error))) / 2
+            loss = w * torch.mean(self.layout.image_part(error)) + (1 - w) * torch.mean(self.layout.mask_part(error))
         else:  # the paper's velocity MSE
             loss = torch.mean((v.float() - (z1 - z0).float()) ** 2)
         if objective.class_weight:
