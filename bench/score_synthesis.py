@@ -35,7 +35,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "score_synthesis.json")
     args = p.parse_args()
 
-    from semflow.cli.paper import test_indices
+    from semflow.evaluation.subset import evenly_spaced_indices
     from semflow.data import open_dataset
     from semflow.evaluation.synthesis import evaluate_synthesis
     from semflow.models.semflow import SemFlowPipeline
@@ -43,7 +43,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     segmenter = SemFlowPipeline.from_pretrained(args.segmenter).eval()
     dataset = open_dataset(args.data, args.split)
-    indices = test_indices(len(dataset), args.test_images)
+    indices = evenly_spaced_indices(len(dataset), args.test_images)
     rows = {}
     print("| model | SIS-mIoU (%) | diversity (pixel L1) | FD-seg | cycle mIoU (%) | s |")
     print("|---|---:|---:|---:|---:|---:|")

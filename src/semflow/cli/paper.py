@@ -182,13 +182,6 @@ def _finished(folder: Path, config) -> bool:
     return bool(rows) and int(rows[-1].split(",")[0]) >= config.train.steps
 
 
-def test_indices(count: int, wanted: int) -> list[int] | None:
-    """``wanted`` evenly spaced indices of ``range(count)`` (``None``: all of them)."""
-    if wanted <= 0 or wanted >= count:
-        return None
-    return sorted(set(torch.linspace(0, count - 1, wanted).round().long().tolist()))
-
-
 def perceptual_metrics(args: argparse.Namespace, device: torch.device) -> tuple[Any, Any, list[str]]:
     """FID and LPIPS metric objects where the extra and the weights exist; otherwise ``None`` and why."""
     from semflow.evaluation.perceptual import make_fid, make_lpips
@@ -220,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
     from semflow.cli.paper_report import write_results
     from semflow.data import open_dataset
     from semflow.evaluation.segmentation import evaluate_segmentation
+    from semflow.evaluation.subset import evenly_spaced_indices
     from semflow.evaluation.synthesis import evaluate_synthesis
 
     began = time.perf_counter()
@@ -229,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
     train_info = open_dataset(args.data, "train").info
     split = args.split or default_split(train_info)
     test = open_dataset(args.data, split)
-    indices = test_indices(len(test), args.test_images)
+    indices = evenly_spaced_indices(len(test), args.test_images)
     reuse = plan(args, configs)
     fid, lpips, notes = perceptual_metrics(args, device)
 
