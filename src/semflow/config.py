@@ -112,8 +112,7 @@ class ModelConfig:
             raise SemflowInputError(f"model.size={self.size}; expected [H, W] with sides 1..{MAX_SIZE}")
         if self.beta is not None and not math.isfinite(self.beta):
             raise SemflowInputError(f"model.beta={self.beta}; expected a finite number of pixel levels")
-        if not (math.isfinite(self.time_scale) and self.time_scale > 0):
-            raise SemflowInputError(f"model.time_scale={self.time_scale}; expected a positive number")
+        _check_at_least("model.time_scale", self.time_scale, strict=True)
         if self.method not in METHODS:
             raise SemflowInputError(f"model.method={self.method!r}; expected one of {', '.join(METHODS)}")
         if self.scheduler_args and self.method != "dsm":
@@ -121,14 +120,11 @@ class ModelConfig:
         _check_choice("model.perturbation", self.perturbation, PERTURBATIONS)
         _check_choice("model.parameterization", self.parameterization, PARAMETERIZATIONS)
         _check_choice("model.state", self.state, STATES)
-        if not (math.isfinite(self.state_noise) and self.state_noise >= 0):
-            raise SemflowInputError(f"model.state_noise={self.state_noise}; expected a finite number >= 0")
+        _check_at_least("model.state_noise", self.state_noise)
         if self.state_noise and self.state != "stacked":
             raise SemflowInputError("model.state_noise applies only to model.state=stacked")
         if self.state_image_noise is not None:
-            if not (math.isfinite(self.state_image_noise) and self.state_image_noise >= 0):
-                raise SemflowInputError(f"model.state_image_noise={self.state_image_noise}; expected a finite "
-                                        "number >= 0 or null")
+            _check_at_least("model.state_image_noise", self.state_image_noise)
             if self.state != "stacked":
                 raise SemflowInputError("model.state_image_noise applies only to model.state=stacked")
         if self.method != "semflow" and (self.state, self.parameterization) != ("shared", "velocity"):
@@ -139,6 +135,12 @@ class ModelConfig:
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise SemflowInputError(f"{name}={value!r}; expected one of {', '.join(choices)}")
+
+
+def _check_at_least(name: str, value: float, minimum: float = 0.0, strict: bool = False) -> None:
+    """``value`` finite and ``>= minimum`` (``> minimum`` when ``strict``), or one line naming ``name``."""
+    if not (math.isfinite(value) and (value > minimum if strict else value >= minimum)):
+        raise SemflowInputError(f"{name}={value}; expected a finite number {'>' if strict else '>='} {minimum:g}")
 
 
 def _check_probability(name: str, value: float) -> None:
@@ -203,10 +205,8 @@ class ObjectiveConfig:
     self_align_share: float = 1.0
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.class_weight) and self.class_weight >= 0):
-            raise SemflowInputError(f"train.objective.class_weight={self.class_weight}; expected a number >= 0")
-        if not (math.isfinite(self.class_tau) and self.class_tau > 0):
-            raise SemflowInputError(f"train.objective.class_tau={self.class_tau}; expected a number > 0")
+        _check_at_least("train.objective.class_weight", self.class_weight)
+        _check_at_least("train.objective.class_tau", self.class_tau, strict=True)
         _check_probability("train.objective.image_weight", self.image_weight)
         _check_probability("train.objective.self_align_fraction", self.self_align_fraction)
         _check_probability("train.objective.self_align_share", self.self_align_share)
@@ -271,11 +271,9 @@ class TrainConfig:
         for name in ("num_workers", "warmup_steps", "checkpoint_every", "checkpoints_total_limit"):
             if getattr(self, name) < 0:
                 raise SemflowInputError(f"train.{name}={getattr(self, name)}; expected >= 0")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise SemflowInputError(f"train.lr={self.lr}; expected a positive number")
+        _check_at_least("train.lr", self.lr, strict=True)
         for name in ("weight_decay", "grad_clip"):
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
-                raise SemflowInputError(f"train.{name}={getattr(self, name)}; expected a number >= 0")
+            _check_at_least(f"train.{name}", getattr(self, name))
         if self.max_minutes is not None and not (math.isfinite(self.max_minutes) and self.max_minutes > 0):
             raise SemflowInputError(f"train.max_minutes={self.max_minutes}; expected a positive number of minutes or null")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
@@ -313,10 +311,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "recommended": {
         "model": {
             # Image and mask in separate channels: paths stop crossing, so more Euler steps stop hurting.
-            # A small Gaussian fill gives synthesis variety (4x the paper's); larger fills give more variety
-            # but cost segmentation at many steps (docs/quality.md).
+            # A small Gaussian fill gives synthesis variety (3.7x the paper's on the demo); larger fills give
+            # more variety but cost segmentation at many steps (docs/quality.md).
             "state": "stacked", "state_noise": 0.1,
-            # Class colours as far apart as the colour cube allows.
+            # Class colours spread over the whole colour cube (the separated palette, farther apart still,
+            # scored lower on CamVid: docs/quality.md).
             "palette": {"kind": "spread"},
         },
         "train": {"objective": {

@@ -198,9 +198,11 @@ def separated_slots(num_classes: int, k: int) -> tuple[int, ...]:
     distances = torch.cdist(digits, digits)
     for d in sorted({round(float(v), 6) for v in distances.unique()}, reverse=True):
         taken: list[int] = []
+        nearest = torch.full((k**3,), float("inf"))  # each point's distance to the nearest point taken
         for i in order:
-            if all(float(distances[i, j]) >= d - 1e-6 for j in taken):
+            if nearest[i] >= d - 1e-6:
                 taken.append(i)
                 if len(taken) == num_classes:
                     return tuple(taken)
+                nearest = torch.minimum(nearest, distances[i])
     raise AssertionError("unreachable: spacing 0 takes every point")

@@ -21,10 +21,7 @@ def test_diffusers_folders_are_told_apart_by_their_class_name(tmp_path):
     assert codec_kind_of(tmp_path / "kl") == "autoencoder-kl"
     assert codec_kind_of(tmp_path / "tiny") == "autoencoder-tiny"
     # A pipeline folder: the autoencoder in vae/ (how Stable Diffusion 1.5 ships, the paper's codec).
-    (tmp_path / "kl").rename(tmp_path / "pipe")
-    (tmp_path / "pipe").rename(tmp_path / "vae")
-    (tmp_path / "pipeline").mkdir()
-    (tmp_path / "vae").rename(tmp_path / "pipeline" / "vae")
+    write_tiny_kl(tmp_path / "pipeline" / "vae")
     assert codec_kind_of(tmp_path / "pipeline") == "autoencoder-kl"
     # and the detected kind builds from that path
     assert isinstance(build_codec(codec_kind_of(tmp_path / "pipeline"), tmp_path / "pipeline"), CODECS["autoencoder-kl"])

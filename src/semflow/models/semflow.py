@@ -123,12 +123,13 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             w = objective.image_weight
             loss = 2 * (w * torch.mean((end0.float() - z0.float()) ** 2)
                         + (1 - w) * torch.mean((end1.float() - z1.float()) ** 2))
-        elif self.layout.stacked:  # the velocity MSE, the image part weighted by image_weight (0.5: the plain mean)
+        else:
+            # The velocity MSE, its image and mask parts weighted by image_weight. A shared state's two parts are
+            # the whole state, so this is the paper's plain mean for it (exactly: w m + (1 - w) m = m at w = 0.5),
+            # and for a stacked one at w = 0.5.
             error = (v.float() - (z1 - z0).float()) ** 2
             w = objective.image_weight
             loss = w * torch.mean(self.layout.image_part(error)) + (1 - w) * torch.mean(self.layout.mask_part(error))
-        else:  # the paper's velocity MSE
-            loss = torch.mean((v.float() - (z1 - z0).float()) ** 2)
         if objective.class_weight:
             colors = self.codec.decode(self.layout.mask_part(end1))
             loss = loss + objective.class_weight * class_loss(
