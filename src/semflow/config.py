@@ -54,6 +54,7 @@ class PaletteConfig:
 PERTURBATIONS = ("uniform", "gaussian")
 PARAMETERIZATIONS = ("velocity", "endpoints")
 STATES = ("shared", "stacked")
+CONDITIONS = ("none", "known-end")
 
 
 # What a model folder can hold: the one list of method names. Class ``semflow.models.<method>`` registers
@@ -89,6 +90,13 @@ class ModelConfig:
         state_image_noise: ``stacked`` only: standard deviation of the image part's fill at the mask end, where
             synthesis starts (``None``: ``state_noise``). A larger one gives synthesis a real source of variety
             while the mask part's fill, where segmentation starts, stays small.
+        condition: ``none`` (paper: ``v(z_t, t)`` alone) or ``known-end``: the network also sees the end a solve
+            starts from, unchanged at every step, ``[E(image), 0]`` when segmenting and ``[0, E(mask)]`` when
+            synthesizing (``2C`` more input channels; training draws the direction per sample). The path and the
+            state are the paper's, but the velocity becomes one field per direction (FlowRVS feeds its source to
+            every step so).
+        solver: the ODE solver ``segment`` and ``synthesize`` use when none is given (``None``: the method's
+            own, Euler for SemFlow); one of SemFlow's solvers (``euler``, ``heun``, ``midpoint``, ``snap``).
     """
 
     size: list[int] = field(default_factory=lambda: [32, 32])
@@ -106,6 +114,8 @@ class ModelConfig:
     state: str = "shared"
     state_noise: float = 0.0
     state_image_noise: float | None = None
+    condition: str = "none"
+    solver: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.size) != 2 or min(self.size) < 1 or max(self.size) > MAX_SIZE:
@@ -127,9 +137,14 @@ class ModelConfig:
             _check_at_least("model.state_image_noise", self.state_image_noise)
             if self.state != "stacked":
                 raise SemflowInputError("model.state_image_noise applies only to model.state=stacked")
-        if self.method != "semflow" and (self.state, self.parameterization) != ("shared", "velocity"):
-            raise SemflowInputError(f"model.state and model.parameterization apply to model.method=semflow, "
-                                    f"not {self.method!r}")
+        _check_choice("model.condition", self.condition, CONDITIONS)
+        if self.solver is not None and self.method != "semflow":
+            raise SemflowInputError(f"model.solver applies to model.method=semflow, not {self.method!r} (its sampler "
+                                    "is chosen with --solver)")
+        if self.method != "semflow" and (self.state, self.parameterization, self.condition) != (
+                "shared", "velocity", "none"):
+            raise SemflowInputError(f"model.state, model.parameterization and model.condition apply to "
+                                    f"model.method=semflow, not {self.method!r}")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -157,7 +172,10 @@ class TimeSamplingConfig:
 
     ``kind``: ``uniform`` (paper: ``U(0, 1)``); ``endpoints``: ``t = 0`` with probability ``t0_mass``,
     ``t = 1`` with ``t1_mass``, else ``U(0, 1)`` (``t = 0`` is the state segmentation starts from, ``t = 1``
-    the one synthesis starts from); ``logit-normal``: ``sigmoid(N(mean, std^2))``.
+    the one synthesis starts from); ``logit-normal``: ``sigmoid(N(mean, std^2))``. ``t0_width`` and ``t1_width``
+    (``endpoints`` only) spread each end's mass over a band, ``U(0, t0_width)`` and ``U(1 - t1_width, 1)``, instead
+    of the end point itself: the second step of an ``N``-step solve is evaluated at ``t = 1/N``, which training
+    at ``t = 0`` alone leaves to the sparse uniform part.
     """
 
     kind: str = "uniform"
@@ -165,9 +183,15 @@ class TimeSamplingConfig:
     t1_mass: float = 0.0
     mean: float = 0.0
     std: float = 1.0
+    t0_width: float = 0.0
+    t1_width: float = 0.0
 
     def __post_init__(self) -> None:
         _check_choice("train.objective.time.kind", self.kind, TIME_SAMPLINGS)
+        _check_probability("train.objective.time.t0_width", self.t0_width)
+        _check_probability("train.objective.time.t1_width", self.t1_width)
+        if (self.t0_width or self.t1_width) and self.kind != "endpoints":
+            raise SemflowInputError("train.objective.time.t0_width/t1_width apply only to kind=endpoints")
         _check_probability("train.objective.time.t0_mass", self.t0_mass)
         _check_probability("train.objective.time.t1_mass", self.t1_mass)
         if self.t0_mass + self.t1_mass > 1:
@@ -317,12 +341,18 @@ PRESETS: dict[str, dict[str, Any]] = {
             # Class colours spread over the whole colour cube (the separated palette, farther apart still,
             # scored lower on CamVid: docs/quality.md).
             "palette": {"kind": "spread"},
+            # Segment with Euler steps towards the predicted mask snapped to the palette: each state mixes the
+            # image with a valid mask, as training states do (CamVid, 2000 steps: 25 steps 27.4 against Euler's 25.8).
+            "solver": "snap",
         },
         "train": {"objective": {
             # Mass where each direction starts: t = 0 (segmentation) and t = 1 (synthesis).
             "time": {"kind": "endpoints", "t0_mass": 0.5, "t1_mass": 0.1},
             # Read the implied mask as a classifier does.
             "class_weight": 1.0, "class_tau": 0.1,
+            # The last 30% of training: half of each batch at states of the model's own 5-step solves (DDP's
+            # self-alignment), so that later steps correct the earlier ones instead of drifting.
+            "self_align_fraction": 0.3, "self_align_share": 0.5,
         }},
     },
 }
@@ -330,7 +360,8 @@ DEFAULT_PRESET = "recommended"
 
 
 # What only a SemFlow model has: a preset's values for these do not apply to the baselines.
-_FLOW_ONLY = {"model": ("state", "state_noise", "state_image_noise", "parameterization", "perturbation"),
+_FLOW_ONLY = {"model": ("state", "state_noise", "state_image_noise", "parameterization", "perturbation", "condition",
+                        "solver"),
               "train": ("objective",)}
 
 

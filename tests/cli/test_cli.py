@@ -87,7 +87,11 @@ def test_demo_end_to_end(tmp_path, capsys):
     synthesis = metrics["synthesis"]  # both directions are reported
     assert synthesis["masks"] == 4 and synthesis["samples"] == 4 and synthesis["diversity_l1"] > 0
     assert 0 <= synthesis["cycle_miou"] <= 1 and metrics["preset"] == "recommended"
+    assert metrics["solver"] == "snap"  # the recommended model's own solver, as its config says
+    saved = json.loads((out / "model" / "semflow_config.json").read_text())
+    assert saved["model"]["solver"] == "snap"
     page = (out / "index.html").read_text()
+    assert "<th>Snap steps</th>" in page
     assert "cycle mIoU" in page and f"{synthesis['diversity_l1']:.4f}" in page
     assert "miou_vs_steps.png" in page and (out / "miou_vs_steps.png").stat().st_size > 1000
     for src in [s.split('"')[0] for s in page.split('src="')[1:]]:

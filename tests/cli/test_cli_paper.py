@@ -21,7 +21,7 @@ from tiny import TINY_NETWORK, tiny_train_args
 
 DATA = "shapes:size=16,length=12"
 MODELS = ("semflow", "semflow-paper", "dsm", "discriminative")  # folders under OUT/models
-SAMPLERS = ("semflow-euler", "semflow-heun", "semflow-paper-euler", "dsm-ddim", "dsm-ddpm")
+SAMPLERS = ("semflow-euler", "semflow-heun", "semflow-snap", "semflow-paper-euler", "dsm-ddim", "dsm-ddpm")
 WEIGHTS = "network/diffusion_pytorch_model.safetensors"
 
 
@@ -75,7 +75,9 @@ def test_paper_writes_markdown_json_and_plot(paper):
         assert 0 <= syn["sis_miou"] <= 1 and 0 <= syn["cycle_miou"] <= 1 and 0 < syn["diversity_l1"] <= 1
         assert syn["fd_seg"] >= 0 and syn["fid"] is None and syn["diversity_lpips"] is None
     checks = results["checks"]
-    euler = results["table2"]["semflow-euler"]["miou"]  # the recommended model's
+    # The recommended model's, under the solver it segments with by default (the preset's model.solver).
+    assert results["semflow_solver"] == (train_config(out, "semflow")["model"]["solver"] or "euler")
+    euler = results["table2"][f"semflow-{results['semflow_solver']}"]["miou"]
     assert checks["semflow_1_over_25"] == pytest.approx(euler["1"] / euler["2"])  # Table 1's steps: 2
     assert checks["semflow_25_minus_1_points"] == pytest.approx(100 * (euler["2"] - euler["1"]))
     assert checks["semflow_25_ge_1_ok"] == (euler["2"] >= euler["1"])
@@ -93,7 +95,8 @@ def test_paper_writes_markdown_json_and_plot(paper):
     markdown = (out / "paper.md").read_text()
     assert f"Command: `{results['command']}`" in markdown
     for name in ("DSM", "Discriminative", "DDIM", "DDPM", "| SemFlow (recommended) | Heun |",
-                 "| SemFlow (paper preset) | Euler |", "| SemFlow (recommended), Euler 2 steps |",
+                 "| SemFlow (paper preset) | Euler |", "| SemFlow (recommended) | Snap |",
+                 f"| SemFlow (recommended), {results['semflow_solver'].capitalize()} 2 steps |",
                  "| SemFlow (paper preset), Euler 2 steps |", f"{ratio:.2f}x (target >= 3"):
         assert name in markdown
 

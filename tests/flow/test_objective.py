@@ -31,6 +31,36 @@ def test_endpoint_time_puts_the_asked_mass_on_each_end():
     assert abs(float(inner.mean()) - 0.5) < 0.01  # the rest is U(0, 1)
 
 
+def test_endpoint_bands_spread_each_mass_uniformly_over_its_band():
+    sampling = TimeSamplingConfig(kind="endpoints", t0_mass=0.5, t1_mass=0.2, t0_width=0.1, t1_width=0.05)
+    t = sample_time(200_000, torch.device("cpu"), torch.Generator().manual_seed(0), sampling)
+    assert float((t == 0).float().mean()) < 1e-4 and float((t == 1).float().mean()) < 1e-4
+    # U(0, 1) puts 0.3 * 0.1 of the mass below 0.1; the band puts all of t0_mass there, uniformly.
+    low = t[t < 0.1]
+    assert abs(low.numel() / t.numel() - (0.5 + 0.3 * 0.1)) < 0.005
+    assert abs(float(low.mean()) - 0.05) < 0.002
+    high = t[t > 0.95]
+    assert abs(high.numel() / t.numel() - (0.2 + 0.3 * 0.05)) < 0.005
+    assert abs(float(high.mean()) - 0.975) < 0.002
+
+
+def test_endpoint_time_without_bands_draws_as_before():
+    # Runs saved before the bands existed replay: no band, no extra draw, the same times.
+    sampling = TimeSamplingConfig(kind="endpoints", t0_mass=0.5, t1_mass=0.1)
+    g, ref = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    u, choice = torch.rand(256, generator=ref), torch.rand(256, generator=ref)
+    expected = torch.where(choice < 0.5, 0.0, torch.where(choice < 0.6, 1.0, u))
+    assert torch.equal(sample_time(256, torch.device("cpu"), g, sampling), expected)
+
+
+@pytest.mark.parametrize("bad", [{"t0_width": -0.1}, {"t1_width": 1.5}, {"kind": "uniform", "t0_width": 0.1}])
+def test_bad_time_bands_are_refused(bad):
+    from semflow.errors import SemflowInputError
+
+    with pytest.raises(SemflowInputError, match="width"):
+        TimeSamplingConfig(**{"kind": "endpoints", **bad})
+
+
 def test_logit_normal_time_has_its_median_at_sigmoid_mean():
     sampling = TimeSamplingConfig(kind="logit-normal", mean=1.0, std=0.5)
     t = sample_time(100_001, torch.device("cpu"), torch.Generator().manual_seed(0), sampling)

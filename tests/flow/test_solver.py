@@ -80,3 +80,31 @@ def test_path_and_target():
     torch.testing.assert_close(p.dz_t, z1 - z0)
     assert flow_matching_loss(z1 - z0, p) == 0
     torch.testing.assert_close(flow_matching_loss(torch.zeros_like(z0), p), ((z1 - z0) ** 2).mean())
+
+
+def test_snap_without_a_projection_is_euler():
+    field = lambda z, t: torch.sin(3 * z) + t.view(-1, 1)  # noqa: E731
+    z0 = torch.randn(5, 3)
+    for grid in (time_grid(6), time_grid(6, reverse=True)):
+        torch.testing.assert_close(ODESolver(field).sample(z0, grid, method="snap").z,
+                                   ODESolver(field).sample(z0, grid, method="euler").z)
+
+
+def test_snap_heads_for_the_projected_end_and_lands_on_it():
+    # A field that points at 0.4 from anywhere: Euler ends at 0.4, snap at the projection of 0.4 (rounding to 1).
+    field = lambda z, t: (0.4 - z) / (1 - t).view(-1, 1)  # noqa: E731
+    z0 = torch.zeros(2, 1)
+    assert float(ODESolver(field).sample(z0, time_grid(4)).z[0]) == pytest.approx(0.4)
+    seen = []
+    out = ODESolver(field).sample(z0, time_grid(4), method="snap", return_trajectory=True,
+                                  project=lambda end: seen.append(end.clone()) or torch.ceil(end))
+    torch.testing.assert_close(out.z, torch.ones(2, 1))
+    # Each state lies on the straight line from the start to the projected end: z_t = t * 1.
+    torch.testing.assert_close(out.trajectory[:, 0, 0], torch.tensor([0, 0.25, 0.5, 0.75, 1.0]))
+    assert len(seen) == 4 and all(torch.all(e < 1) for e in seen)  # the raw ends the field predicts
+
+
+def test_snap_projects_towards_the_grid_end_in_reverse_too():
+    out = ODESolver(lambda z, t: torch.zeros_like(z) - 0.3).sample(
+        torch.zeros(1, 2), time_grid(2, reverse=True), method="snap", project=lambda end: end.round())
+    torch.testing.assert_close(out.z, torch.zeros(1, 2))  # predicted end 0.3 rounds to 0 and the path stays

@@ -260,3 +260,109 @@ def test_image_weight_splits_a_stacked_velocity_loss_between_its_parts():
     assert image_only != pytest.approx(mask_only)
     assert plain == pytest.approx((image_only + mask_only) / 2, rel=1e-6)
     assert loss(0.25) == pytest.approx(0.25 * image_only + 0.75 * mask_only, rel=1e-6)
+
+
+@pytest.mark.parametrize("state", ["shared", "stacked"])
+def test_snap_solver_ends_on_palette_colours_and_agrees_with_euler_in_one_step(state):
+    torch.manual_seed(0)
+    info = open_dataset("shapes", "test").info
+    config = ModelConfig(size=[16, 16], network_args=TINY_NETWORK, state=state)
+    model = SemFlowPipeline.from_config(config, info).eval()
+    images, labels = batch()
+    # The projection keeps an image part and maps a mask part to the clean pseudo-mask of its own decoding.
+    clean = model.codec.encode_mask(model.palette.encode(labels) / 255.0)
+    state_in = torch.cat([torch.randn_like(clean), clean], dim=1) if state == "stacked" else clean
+    noisy = state_in + 0.01 * torch.randn_like(state_in)
+    snapped = model.snap_to_palette(noisy)
+    torch.testing.assert_close(model.layout.mask_part(snapped), clean)
+    if state == "stacked":
+        assert torch.equal(model.layout.image_part(snapped), model.layout.image_part(noisy))
+    # One step: both solvers decode the same end; more steps: snap's end is itself a palette mask.
+    assert torch.equal(model.segment(images, steps=1, solver="snap").labels,
+                       model.segment(images, steps=1, solver="euler").labels)
+    out = model.segment(images, steps=4, solver="snap")
+    colours = out.pseudo_mask.round()
+    assert torch.equal(colours, model.palette.encode(model.palette.decode(colours)))
+    # Synthesis has no projection of its image end: snap is Euler there.
+    assert torch.equal(model.synthesize(labels, steps=3, seed=1, solver="snap").images,
+                       model.synthesize(labels, steps=3, seed=1, solver="euler").images)
+
+
+class _Inputs(nn.Module):
+    """A zero velocity field for a 6-channel stacked state that records every input it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.w, self.seen = nn.Parameter(torch.zeros(())), []
+
+    def forward(self, sample, timestep):
+        self.seen.append(sample.detach().clone())
+        return sample[:, :6] * self.w
+
+
+def test_known_end_condition_feeds_the_start_to_every_step_and_only_it():
+    info = open_dataset("shapes", "test").info
+    config = ModelConfig(size=[16, 16], network_args=TINY_NETWORK, state="stacked", state_noise=0.2,
+                         condition="known-end")
+    base = SemFlowPipeline.from_config(config, info)
+    assert base.network.config.in_channels == 12 and base.network.config.out_channels == 6
+    spy = _Inputs()
+    model = SemFlowPipeline(base.codec, spy, config, info).eval()
+    images, labels = batch()
+    model.segment(images, steps=3)
+    assert len(spy.seen) == 3
+    for x in spy.seen:  # [state (6), E(image) (3), zeros (3)]
+        torch.testing.assert_close(x[:, 6:9], images * 2 - 1)
+        assert torch.equal(x[:, 9:], torch.zeros_like(x[:, 9:]))
+    spy.seen.clear()
+    model.synthesize(labels, steps=2, samples=2, seed=0)
+    assert len(spy.seen) == 2
+    for x in spy.seen:  # [state, zeros, E(perturbed mask)]: the mask part of the state it started from
+        assert torch.equal(x[:, 6:9], torch.zeros_like(x[:, 6:9]))
+        assert torch.equal(x[:, 9:], spy.seen[0][:, 3:6])
+        decoded = model.palette.decode((x[:, 9:] + 1) / 2 * 255)
+        assert torch.equal(decoded, labels.repeat_interleave(2, dim=0))
+    # Training: each sample knows its image or its mask, never both, and both directions occur.
+    spy.seen.clear()
+    images8, labels8 = torch.cat([images, images, images[:2]]), torch.cat([labels, labels, labels[:2]])
+    model.training_loss(images8, labels8, generator=torch.Generator().manual_seed(0))
+    (x,) = spy.seen
+    knows_image = x[:, 6:9].abs().flatten(1).amax(1) > 0
+    knows_mask = x[:, 9:].abs().flatten(1).amax(1) > 0
+    assert torch.equal(knows_image, ~knows_mask) and 0 < int(knows_image.sum()) < 8
+    torch.testing.assert_close(x[knows_image, 6:9], images8[knows_image] * 2 - 1)
+    # Self-aligned states: the solves from the image end know the image, those from the mask end the mask.
+    from semflow.config import ObjectiveConfig
+
+    spy.seen.clear()
+    model.training_loss(images8, labels8, generator=torch.Generator().manual_seed(0), self_aligned=True,
+                        objective=ObjectiveConfig(self_align_share=1.0, self_align_steps=3))
+    x = spy.seen[-1]
+    assert (x[:, 6:9].abs().flatten(1).amax(1) > 0).tolist() == [True] * 4 + [False] * 4
+    assert all(torch.equal(c[:, 6:], x[:4, 6:]) or torch.equal(c[:, 6:], x[4:, 6:]) for c in spy.seen[:-1])
+
+
+def test_condition_is_refused_for_the_baselines_and_unknown_values():
+    with pytest.raises(SemflowInputError, match="model.condition"):
+        ModelConfig(condition="image")
+    with pytest.raises(SemflowInputError, match="model.condition"):
+        ModelConfig(method="dsm", condition="known-end")
+
+
+def test_model_solver_is_the_default_of_segment_and_is_checked(tmp_path):
+    torch.manual_seed(0)
+    info = open_dataset("shapes", "test").info
+    model = SemFlowPipeline.from_config(ModelConfig(size=[16, 16], network_args=TINY_NETWORK, solver="snap"), info)
+    model.eval()
+    images, _ = batch()
+    assert model.default_solver == "snap" and model.check_solver(None) == "snap"
+    model.save_pretrained(tmp_path / "m")
+    loaded = SemFlowPipeline.from_pretrained(tmp_path / "m")
+    assert loaded.default_solver == "snap"
+    assert torch.equal(loaded.segment(images, steps=4).labels, loaded.segment(images, steps=4, solver="snap").labels)
+    assert not torch.equal(loaded.segment(images, steps=4).pseudo_mask,
+                           loaded.segment(images, steps=4, solver="euler").pseudo_mask)
+    with pytest.raises(SemflowInputError, match="model.solver='rk4'"):
+        SemFlowPipeline.from_config(ModelConfig(size=[16, 16], network_args=TINY_NETWORK, solver="rk4"), info)
+    with pytest.raises(SemflowInputError, match="model.solver applies"):
+        ModelConfig(method="discriminative", solver="snap")

@@ -224,7 +224,7 @@ def build_app(gr: Any, handlers: Handlers, examples: list[Path] | None = None) -
                                         label="Examples")
                         steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps",
                                           visible=stepped, elem_id="seg-steps")
-                        solver = gr.Dropdown(list(pipe.SOLVERS), value=pipe.DEFAULT_SOLVER, label="Solver",
+                        solver = gr.Dropdown(list(pipe.SOLVERS), value=pipe.default_solver, label="Solver",
                                              visible=len(pipe.SOLVERS) > 1)
                         if not stepped:
                             gr.Markdown(f"A {html.escape(card.method)} model segments in one pass: no steps.")
@@ -283,7 +283,7 @@ def _synthesis_tab(gr: Any, handlers: Handlers, model_events: dict[str, Any], ga
                 seed = gr.Number(value=0, precision=0, label="Seed", elem_id="synth-seed")
             with gr.Row():
                 steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps", elem_id="synth-steps")
-                solver = gr.Dropdown(list(pipe.SOLVERS), value=pipe.DEFAULT_SOLVER, label="Solver")
+                solver = gr.Dropdown(list(pipe.SOLVERS), value=pipe.default_solver, label="Solver")
             run = gr.Button("Synthesize", variant="primary", elem_id="synth-run")
         with gr.Column():
             gallery = gr.Gallery(label="Samples", **gallery_options, elem_id="synth-gallery")

@@ -24,13 +24,16 @@ def add_device_arg(parser: argparse.ArgumentParser) -> None:
 def add_solver_arg(parser: argparse.ArgumentParser, segmenters: bool = False) -> None:
     """``--solver``: SemFlow's ODE solvers; with ``segmenters`` also the baselines' samplers (default: the model's own)."""
     if not segmenters:
-        parser.add_argument("--solver", default="euler", choices=SOLVERS,
-                            help="ODE solver: euler (the paper), heun or midpoint (2 network calls per step)")
+        parser.add_argument("--solver", default=None, choices=SOLVERS,
+                            help="ODE solver (default: the model's own, euler unless its model.solver says): euler "
+                                 "(the paper), heun or midpoint (2 network calls per step), or snap "
+                                 "(Euler steps towards the predicted mask snapped to the palette)")
         return
     from semflow.models.base import all_solvers
 
     parser.add_argument("--solver", choices=all_solvers(),
-                        help="semflow models: euler (default, the paper), heun or midpoint; dsm models: ddim (default) "
+                        help="semflow models: euler (the paper; the default unless the model's model.solver says), heun, "
+                             "midpoint or snap; dsm models: ddim (default) "
                              "or ddpm; discriminative models: forward (one pass)")
 
 

@@ -37,7 +37,7 @@ MODELS: dict[str, tuple[str, str | None]] = {
 }
 # Table 2's samplers: (model, solver). The paper preset with Euler only: its Heun row would add a second ODE
 # sweep over every step count for a comparison the Euler row already makes.
-SAMPLERS = (("semflow", "euler"), ("semflow", "heun"), ("semflow-paper", "euler"), ("dsm", "ddim"),
+SAMPLERS = (("semflow", "euler"), ("semflow", "heun"), ("semflow", "snap"), ("semflow-paper", "euler"), ("dsm", "ddim"),
             ("dsm", "ddpm"))
 # Table 1's synthesis rows, each scored with the discriminative model (SIS-mIoU, FD-seg).
 SYNTHESIS = ("semflow", "semflow-paper")
@@ -109,7 +109,7 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
 def plan(args: argparse.Namespace, configs: dict[str, Any]) -> dict[str, bool]:
     """Whether each model's folder is reused (``True``) or trained/resumed (``False``); raises, before any work,
     where a folder holds a model trained with another configuration and --retrain is not given."""
-    from semflow.config import to_dict
+    from semflow.config import RunConfig, from_dict, to_dict
     from semflow.training import TRAIN_CONFIG_FILE
 
     wanted = {name: _comparable(to_dict(copy.deepcopy(c))) for name, c in configs.items()}
@@ -121,8 +121,9 @@ def plan(args: argparse.Namespace, configs: dict[str, Any]) -> dict[str, bool]:
         if not saved.is_file() or args.retrain:
             continue
         try:
-            previous = _comparable(json.loads(saved.read_text()))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):  # ValueError: bad JSON or UTF-8
+            # Through the dataclasses: options added since the folder was written take their defaults there.
+            previous = _comparable(to_dict(from_dict(RunConfig, json.loads(saved.read_text()))))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, SemflowInputError):  # ValueError: bad JSON
             raise SemflowInputError(f"{saved} is not a training configuration; give another --out, or --retrain "
                                     "to replace it") from None
         if previous != wanted[name]:
@@ -258,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
     results = {
         "command": shlex.join(["semflow", "bench", "paper", *_argv(args)]),
         "data": args.data, "split": split, "size": list(args.size), "codec": configs["semflow"].model.codec,
+        "semflow_solver": models["semflow"].default_solver,
         "palette": args.palette,
         "num_images": disc.num_images, "split_images": len(test), "steps": steps,
         "table1_steps": args.table1_steps, "presets": {name: MODELS[name][1] for name in SYNTHESIS},

@@ -12,7 +12,7 @@ from semflow.io import write_bytes
 # Row labels of the models under OUT/models (semflow.cli.paper.MODELS).
 NAMES = {"semflow": "SemFlow (recommended)", "semflow-paper": "SemFlow (paper preset)", "dsm": "DSM",
          "discriminative": "Discriminative"}
-SOLVER_NAMES = {"euler": "Euler", "heun": "Heun", "ddim": "DDIM", "ddpm": "DDPM", "forward": "one pass"}
+SOLVER_NAMES = {"euler": "Euler", "heun": "Heun", "snap": "Snap", "ddim": "DDIM", "ddpm": "DDPM", "forward": "one pass"}
 
 
 def _pct(value: float | None) -> str:
@@ -35,13 +35,21 @@ def _met(ok: bool | None) -> str:
     return "n/a" if ok is None else ("met" if ok else "NOT met")
 
 
+def default_row(results: dict[str, Any]) -> str:
+    """The Table 2 key of the recommended SemFlow model under its own default solver (``semflow-euler`` for
+    results written before models carried one)."""
+    key = f"semflow-{results.get('semflow_solver') or 'euler'}"
+    return key if key in results["table2"] else "semflow-euler"
+
+
 def shape_checks(results: dict[str, Any]) -> dict[str, Any]:
-    """The paper's claims as numbers, for the recommended SemFlow model: its 1-step/25-step ratio and its gain
+    """The paper's claims as numbers, for the recommended SemFlow model under its default solver
+    (:func:`default_row`): its 1-step/25-step ratio and its gain
     from 1 to 25 steps (mIoU points), DSM's 1-step against its most steps, the discriminative model's lead over
     SemFlow (mIoU points), SemFlow's SIS-mIoU, and its synthesis diversity over the paper preset's. "25" stands
     for Table 1's steps (``table1_steps``); each ``*_ok`` is the claim's target met, ``None`` where unscored."""
     t2, k = results["table2"], str(results["table1_steps"])
-    euler, ddim = t2["semflow-euler"]["miou"], t2["dsm-ddim"]["miou"]
+    euler, ddim = t2[default_row(results)]["miou"], t2["dsm-ddim"]["miou"]
     most = str(max(results["steps"]))
     checks: dict[str, Any] = {}
     if "1" in euler and k in euler:
@@ -102,7 +110,8 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for model, entry in syn.items():
-        lines.append(f"| {NAMES[model]}, Euler {k} steps | {_pct(t2[f'{model}-euler']['miou'].get(k))} | "
+        row = default_row(results) if model == "semflow" else f"{model}-euler"
+        lines.append(f"| {NAMES[model]}, {SOLVER_NAMES[_split(row)[1]]} {k} steps | {_pct(t2[row]['miou'].get(k))} | "
                      f"{_pct(entry['sis_miou'])} | {_pct(entry['cycle_miou'])} | {_num(entry['diversity_l1'])} | "
                      f"{_num(entry['diversity_lpips'])} | {_num(entry['fd_seg'], 2)} | {_num(entry['fid'], 2)} |")
     lines += [
@@ -122,7 +131,9 @@ def markdown(results: dict[str, Any]) -> str:
                   + "."]
     checks = results.get("checks", {})
     if checks:
-        lines += ["", "**Against the paper's shape** (SemFlow: the recommended model)", ""]
+        solver = SOLVER_NAMES[_split(default_row(results))[1]]
+        lines += ["", f"**Against the paper's shape** (SemFlow: the recommended model, {solver}, its default solver)",
+                  ""]
         if checks.get("semflow_1_over_25") is not None:
             lines.append(f"- SemFlow 1 step / {k} steps: {checks['semflow_1_over_25']:.2f} (target >= 0.9; the paper's "
                          "COCO-Stuff numbers give 28.3 / 38.6 = 0.73)")

@@ -30,8 +30,13 @@ def levels_to_rgb(pseudo: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(pseudo.round().clamp(0, 255).byte().permute(1, 2, 0).cpu().numpy())
 
 
+def solver_name(metrics: dict[str, Any]) -> str:
+    """The segmentation solver of ``metrics`` as a reader sees it (``Euler``, ``Snap``, ...)."""
+    return str(metrics.get("solver") or "euler").capitalize()
+
+
 def plot_miou(metrics: dict[str, Any], path: Path) -> None:
-    """mIoU versus Euler steps, saved as PNG."""
+    """mIoU versus solver steps, saved as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,10 +44,10 @@ def plot_miou(metrics: dict[str, Any], path: Path) -> None:
 
     steps = [int(n) for n in metrics["miou"]]
     fig, ax = plt.subplots(figsize=(4.5, 3.2), dpi=120)
-    ax.plot(steps, [metrics["miou"][str(n)] for n in steps], "o-", label="SemFlow (Euler)")
+    ax.plot(steps, [metrics["miou"][str(n)] for n in steps], "o-", label=f"SemFlow ({solver_name(metrics)})")
     ax.set_xscale("log")
     ax.set_xticks(steps, [str(n) for n in steps])
-    ax.set_xlabel("Euler steps N")
+    ax.set_xlabel(f"{solver_name(metrics)} steps N")
     ax.set_ylabel("mIoU")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
@@ -126,12 +131,12 @@ table {{ border-collapse: collapse; margin: 1em 0; }} td, th {{ border: 1px soli
 ({train.get('seconds', 0):.0f} s) on the built-in shapes{preset_note}. Segmentation runs the flow forward from the image;
 synthesis runs it backward from a freshly perturbed pseudo-mask, so one mask gives several images.</p>
 <h2>Segmentation: mIoU on {metrics.get('num_images', '?')} test images</h2>
-<table><tr><th>Euler steps</th><th>mIoU</th><th>pixel accuracy</th></tr>{table}</table>
+<table><tr><th>{solver_name(metrics)} steps</th><th>mIoU</th><th>pixel accuracy</th></tr>{table}</table>
 <img src="miou_vs_steps.png" style="width:480px;height:auto;image-rendering:auto">
 {synthesis_html}
 <h2>Images, masks, segmentations and syntheses</h2>
 {''.join(rows)}
-<h2>Segmentation trajectory (decoded state, {TRAJECTORY_STEPS} Euler steps)</h2>
+<h2>Segmentation trajectory (decoded state, {TRAJECTORY_STEPS} {solver_name(metrics)} steps)</h2>
 <div class="row">{''.join(strip)}</div>
 <h2>Per-class IoU at {max(metrics['per_class_iou'], key=int)} steps</h2>
 <table><tr><th>class</th><th>IoU</th></tr>{class_rows}</table>

@@ -39,7 +39,8 @@ def sample_time(batch: int, device: torch.device, generator: torch.Generator | N
     """Training times, shape ``(batch,)`` in ``[0, 1]``, drawn as ``sampling`` says (default: the paper's ``U(0, 1)``).
 
     * ``uniform``: ``U(0, 1)`` (one draw of ``batch`` numbers, as the paper's recipe always did).
-    * ``endpoints``: ``t = 0`` with probability ``t0_mass``, ``t = 1`` with ``t1_mass``, else ``U(0, 1)``.
+    * ``endpoints``: ``t = 0`` with probability ``t0_mass``, ``t = 1`` with ``t1_mass``, else ``U(0, 1)``; with a
+      ``t0_width`` (``t1_width``) the first mass is spread as ``U(0, t0_width)`` (the second as ``U(1 - t1_width, 1)``).
     * ``logit-normal``: ``sigmoid(mean + std * N(0, 1))``.
     """
     kind = "uniform" if sampling is None else sampling.kind
@@ -52,8 +53,13 @@ def sample_time(batch: int, device: torch.device, generator: torch.Generator | N
         return torch.sigmoid(sampling.mean + sampling.std * n)
     assert sampling is not None and kind == "endpoints", kind
     choice = torch.rand(batch, device=device, generator=generator)
-    t = torch.where(choice < sampling.t0_mass, torch.zeros_like(u), u)
-    return torch.where((choice >= sampling.t0_mass) & (choice < sampling.t0_mass + sampling.t1_mass), torch.ones_like(u), t)
+    if sampling.t0_width or sampling.t1_width:  # one more draw only where a band asks for it (old runs replay)
+        band = torch.rand(batch, device=device, generator=generator)
+        start, end = sampling.t0_width * band, 1 - sampling.t1_width * band
+    else:
+        start, end = torch.zeros_like(u), torch.ones_like(u)
+    t = torch.where(choice < sampling.t0_mass, start, u)
+    return torch.where((choice >= sampling.t0_mass) & (choice < sampling.t0_mass + sampling.t1_mass), end, t)
 
 
 def flow_matching_loss(prediction: torch.Tensor, path: PathSample) -> torch.Tensor:

@@ -4,6 +4,13 @@ One loop serves both SemFlow directions: the direction comes from the time grid.
 (``0 -> 1``) carries images to masks (segmentation); a descending one (``1 -> 0``) masks to images
 (synthesis). Euler is the paper's method; Heun (2nd order, trapezoidal predictor-corrector) and midpoint
 share the same loop through one-step functions.
+
+``snap`` is Euler written as a move towards the far end a prediction implies: at ``(z, t)`` the field says the
+path ends at ``e = z + (T - t) v`` (``T`` the grid's last time), and an Euler step of ``h`` moves the fraction
+``h / (T - t)`` of the way from ``z`` to ``e``. ``snap`` first projects ``e`` onto the set the far end is known
+to lie in (for segmentation: masks of palette colours, supplied by the model as ``project``), so that every
+state a solve visits mixes its start with a valid end, as the training states do. Without ``project`` it is
+Euler exactly, and its last step lands on the projected end.
 """
 
 from __future__ import annotations
@@ -39,9 +46,21 @@ STEPPERS: dict[str, Callable[[Velocity, torch.Tensor, torch.Tensor, torch.Tensor
     "heun": _heun,
     "midpoint": _midpoint,
 }
-EVALUATIONS_PER_STEP = {"euler": 1, "heun": 2, "midpoint": 2}
+EVALUATIONS_PER_STEP = {"euler": 1, "heun": 2, "midpoint": 2, "snap": 1}
 #: The solver names, in the order the commands list them (Euler, the paper's, first).
-SOLVERS: tuple[str, ...] = tuple(STEPPERS)
+SOLVERS: tuple[str, ...] = (*STEPPERS, "snap")
+
+Projection = Callable[[torch.Tensor], torch.Tensor]
+"""A map from a predicted far end ``(B, ...)`` to the nearest valid one, same shape."""
+
+
+def _snap(v: Velocity, z: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor, end_time: torch.Tensor,
+          project: Projection | None) -> torch.Tensor:
+    velocity = v(z, t0.expand(z.shape[0]))
+    if project is None:
+        return z + (t1 - t0) * velocity
+    end = project(z + (end_time - t0) * velocity)
+    return z + (t1 - t0) / (end_time - t0) * (end - z)
 
 
 @dataclass
@@ -85,23 +104,29 @@ class ODESolver:
         time_grid: torch.Tensor,
         method: str = "euler",
         return_trajectory: bool = False,
+        project: Projection | None = None,
     ) -> SolverOutput:
         """Solve from ``time_grid[0]`` to ``time_grid[-1]``.
 
         Args:
             z_init: state at ``time_grid[0]``, shape ``(B, ...)``.
             time_grid: 1-D monotone tensor of times (ascending or descending), at least two entries.
-            method: one of :data:`STEPPERS` (``euler``, ``heun``, ``midpoint``).
+            method: one of :data:`SOLVERS` (``euler``, ``heun``, ``midpoint``, ``snap``).
             return_trajectory: also return every intermediate state.
+            project: ``snap`` only: the projection of a predicted far end (``None``: none, plain Euler).
         """
-        if method not in STEPPERS:
+        if method not in SOLVERS:
             from semflow.errors import SemflowInputError
 
-            raise SemflowInputError(f"unknown solver {method!r}; expected one of {sorted(STEPPERS)}")
+            raise SemflowInputError(f"unknown solver {method!r}; expected one of {sorted(SOLVERS)}")
         if time_grid.dim() != 1 or time_grid.numel() < 2:
             raise ValueError(f"time_grid must be 1-D with at least 2 times, got shape {tuple(time_grid.shape)}")
-        step = STEPPERS[method]
         grid = time_grid.to(device=z_init.device, dtype=torch.float32)
+        if method == "snap":
+            def step(v: Velocity, z: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor) -> torch.Tensor:
+                return _snap(v, z, t0, t1, grid[-1], project)
+        else:
+            step = STEPPERS[method]
         z = z_init
         states = [z] if return_trajectory else None
         for i in range(grid.numel() - 1):

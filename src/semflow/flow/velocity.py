@@ -52,28 +52,30 @@ class VelocityModel(nn.Module):
         self.time_scale = time_scale
         self.parameterization = parameterization
 
-    def _output(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        out = self.network(z, network_timestep(t, self.time_scale))
+    def _output(self, z: torch.Tensor, t: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        x = z if condition is None else torch.cat([z, condition.to(z.dtype)], dim=1)
+        out = self.network(x, network_timestep(t, self.time_scale))
         return out.sample if hasattr(out, "sample") else out
 
-    def endpoints(self, z: torch.Tensor, t: torch.Tensor) -> Endpoints:
+    def endpoints(self, z: torch.Tensor, t: torch.Tensor, condition: torch.Tensor | None = None) -> Endpoints:
         """Both ends and the velocity the network predicts at ``z`` ``(B, C, h, w)``, ``t`` ``(B,)``. For the
-        ``velocity`` parameterization the ends are the ones it implies: ``z - t v`` and ``z + (1 - t) v``."""
-        out = self._output(z, t)
+        ``velocity`` parameterization the ends are the ones it implies: ``z - t v`` and ``z + (1 - t) v``.
+        ``condition`` ``(B, C', h, w)``, if any, is stacked onto ``z``'s channels as the network's input."""
+        out = self._output(z, t, condition)
         if self.parameterization == "endpoints":
             z0, z1 = out.chunk(2, dim=1)
             return Endpoints(z0=z0, z1=z1, velocity=z1 - z0)
         tb = t.view(-1, *([1] * (z.dim() - 1))).to(out.dtype)
         return Endpoints(z0=z - tb * out, z1=z + (1 - tb) * out, velocity=out)
 
-    def forward(self, z: torch.Tensor, t: torch.Tensor, ends: bool = False
+    def forward(self, z: torch.Tensor, t: torch.Tensor, ends: bool = False, condition: torch.Tensor | None = None
                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``z``: ``(B, C, h, w)``; ``t``: ``(B,)`` in ``[0, 1]``. Returns ``dz/dt``, shaped like ``z``; with
         ``ends``, the tuple ``(z0, z1, velocity)`` of :meth:`endpoints` (through ``forward``, so that a distributed
-        wrapper sees the call and synchronises its gradients)."""
+        wrapper sees the call and synchronises its gradients). ``condition``: extra input channels, if any."""
         if ends:
-            e = self.endpoints(z, t)
+            e = self.endpoints(z, t, condition)
             return e.z0, e.z1, e.velocity
         if self.parameterization == "endpoints":
-            return self.endpoints(z, t).velocity
-        return self._output(z, t)
+            return self.endpoints(z, t, condition).velocity
+        return self._output(z, t, condition)

@@ -199,9 +199,14 @@ class Segmenter(nn.Module):
         loss calls. The network itself unless a subclass wraps it."""
         return self.network
 
+    @property
+    def default_solver(self) -> str | None:
+        """The solver used when none is given: the configuration's ``model.solver``, else :attr:`DEFAULT_SOLVER`."""
+        return getattr(self.config, "solver", None) or self.DEFAULT_SOLVER
+
     def check_solver(self, solver: str | None) -> str:
-        """``solver`` (default :attr:`DEFAULT_SOLVER`) if this model's :meth:`segment` runs it; else a clear error."""
-        solver = self.DEFAULT_SOLVER if solver is None else solver
+        """``solver`` (default :attr:`default_solver`) if this model's :meth:`segment` runs it; else a clear error."""
+        solver = self.default_solver if solver is None else solver
         if solver not in self.SOLVERS:
             raise SemflowInputError(f"solver {solver!r} does not apply to a {self.method} model; "
                                     f"expected one of {', '.join(self.SOLVERS)}")

@@ -63,13 +63,31 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         super().__init__(codec, network, config, dataset)
         self.velocity = VelocityModel(network, time_scale=config.time_scale, parameterization=config.parameterization)
         self.layout = StateLayout(config.state, config.state_noise, config.state_image_noise)
+        self.known_end = config.condition == "known-end"
+        if config.solver is not None and config.solver not in SOLVERS:
+            raise SemflowInputError(f"model.solver={config.solver!r}; expected one of {', '.join(SOLVERS)}")
 
     @classmethod
     def network_channels(cls, codec: Codec, dataset: DatasetInfo, config: ModelConfig) -> tuple[int, int]:
         """States in; velocities (``C``) or both ends (``2C``, ``model.parameterization=endpoints``) out; a
         ``stacked`` state has twice the latent channels."""
         channels = StateLayout(config.state).channels(codec.latent_channels)
-        return channels, 2 * channels if config.parameterization == "endpoints" else channels
+        extra = 2 * codec.latent_channels if config.condition == "known-end" else 0
+        return channels + extra, 2 * channels if config.parameterization == "endpoints" else channels
+
+    def known_end_condition(self, image: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The network's extra input under ``model.condition=known-end``: ``[image latents, mask latents]``
+        ``(B, 2C, h, w)``, the end a solve does not start from left at zeros (give one of them)."""
+        like = image if image is not None else mask
+        assert like is not None
+        return torch.cat([like if image is not None else torch.zeros_like(like),
+                          like if mask is not None else torch.zeros_like(like)], dim=1)
+
+    def _field(self, condition: torch.Tensor | None):
+        """``v(z, t)`` for the solver: the velocity model, with the known end fed to every call where asked."""
+        if condition is None:
+            return self.velocity
+        return lambda z, t: self.velocity(z, t, condition=condition)
 
     @property
     def trainable(self) -> nn.Module:
@@ -105,20 +123,38 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         objective = ObjectiveConfig() if objective is None else objective
         velocity = self.velocity if trainable is None else trainable
         with torch.no_grad():
-            z0 = self.layout.image_state(posterior.sample(generator), generator)
-            z1 = self.layout.mask_state(self.encode_masks(labels, generator=generator), generator)
+            image = posterior.sample(generator)
+            z0 = self.layout.image_state(image, generator)
+            mask = self.encode_masks(labels, generator=generator)
+            z1 = self.layout.mask_state(mask, generator)
         # The first ``aligned`` samples come from the model's own solves, the rest from the straight path.
         aligned = round(objective.self_align_share * z0.shape[0]) if self_aligned else 0
         t = sample_time(z0.shape[0] - aligned, z0.device, generator=generator, sampling=objective.time)
         z_t = sample_path(z0[aligned:], z1[aligned:], t).z_t
+        condition = None
+        if self.known_end:
+            # Each sample is a segmentation (the image known) or a synthesis (the mask known), half and half; the
+            # model's own solves run from the image end for their first half and from the mask end for the rest.
+            segmenting = torch.rand(z0.shape[0], device=z0.device, generator=generator) < 0.5
+            segmenting[:aligned] = torch.arange(aligned, device=z0.device) < aligned // 2
+            keep = segmenting.view(-1, 1, 1, 1).to(image.dtype)
+            condition = torch.cat([image * keep, mask * (1 - keep)], dim=1)
         if aligned:
-            own = self_aligned_sample(velocity, z0[:aligned], z1[:aligned], objective.self_align_steps, generator)
+            half = aligned // 2
+            forward = backward = velocity
+            if condition is not None:
+                c = condition[:aligned]
+                forward = lambda z, t: velocity(z, t, condition=c[:half])  # noqa: E731
+                backward = lambda z, t: velocity(z, t, condition=c[half:])  # noqa: E731
+            own = self_aligned_sample(forward, z0[:aligned], z1[:aligned], objective.self_align_steps, generator,
+                                      backward_velocity=backward)
             t, z_t = torch.cat([own.t, t]), torch.cat([own.z_t, z_t])
             z0, z1 = torch.cat([own.z0, z0[aligned:]]), torch.cat([own.z1, z1[aligned:]])
         # The network's own dtype: a no-op under autocast, a cast where a wrapper keeps bf16 weights (DeepSpeed).
         z_t = z_t.to(next(velocity.parameters()).dtype)
         # Through the module's own forward (what a distributed wrapper intercepts); one network call either way.
-        end0, end1, v = velocity(z_t, t, ends=True)
+        extra = {} if condition is None else {"condition": condition}  # the paper's call unchanged without one
+        end0, end1, v = velocity(z_t, t, ends=True, **extra)
         if self.config.parameterization == "endpoints":
             w = objective.image_weight
             loss = 2 * (w * torch.mean((end0.float() - z0.float()) ** 2)
@@ -138,6 +174,15 @@ class SemFlowPipeline(Segmenter, method="semflow"):
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
+    def snap_to_palette(self, state: torch.Tensor) -> torch.Tensor:
+        """The state whose mask part is the nearest mask of palette colours: ``D`` of the mask part, each pixel
+        replaced by its nearest palette colour, encoded again; an image part is kept. ``(B, C, h, w)`` in and out
+        (the ``snap`` solver's projection of a predicted mask end)."""
+        labels = self.palette.decode(self.decode_pseudo_masks(self.layout.mask_part(state)).float())
+        mask = self.codec.encode_mask((self.palette.encode(labels) / 255.0).to(state.dtype))
+        return torch.cat([self.layout.image_part(state), mask], dim=1) if self.layout.stacked else mask
+
+    @torch.no_grad()
     def segment(
         self, images: torch.Tensor, steps: int = 25, solver: str | None = None, return_trajectory: bool = False,
         latents: torch.Tensor | None = None,
@@ -147,18 +192,20 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         Args:
             images: ``(B, 3, H, W)`` float in ``[0, 1]``, any size (resized to the model size and back).
             steps: number of solver steps ``N >= 1`` from ``t = 0`` to ``t = 1``.
-            solver: ``euler`` (the paper; the default), ``heun`` or ``midpoint``.
+            solver: ``euler`` (the paper; the default), ``heun``, ``midpoint`` or ``snap`` (Euler steps towards
+                the predicted mask snapped to the palette: :mod:`semflow.flow.solver`).
             return_trajectory: also return the decoded pseudo-mask at the start and after every step.
             latents: :meth:`encode_input` of ``images``, when already computed (scoring several step counts).
         """
         solver = self.check_solver(solver)
-        z0 = self.encode_input(images) if latents is None else latents
+        image = self.encode_input(images) if latents is None else latents
         # A stacked state's fill is one draw of a fixed seed, the same for every image: segmentation is
         # deterministic and an image's labels do not depend on its batch.
-        z0 = self.layout.image_state(z0, make_generator(0) if self.layout.noise else None, per_sample=False)
+        z0 = self.layout.image_state(image, make_generator(0) if self.layout.noise else None, per_sample=False)
         in_size = (int(images.shape[-2]), int(images.shape[-1]))
-        out = ODESolver(self.velocity).sample(
-            z0, time_grid(steps, device=z0.device), method=solver, return_trajectory=return_trajectory
+        out = ODESolver(self._field(self.known_end_condition(image=image) if self.known_end else None)).sample(
+            z0, time_grid(steps, device=z0.device), method=solver, return_trajectory=return_trajectory,
+            project=self.snap_to_palette,
         )
         trajectory = None
         if out.trajectory is not None:
@@ -184,7 +231,8 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             samples: images per mask, ``K >= 1``.
             seed: makes the perturbations reproducible (:func:`semflow.seeding.make_generator`; drawn on the
                 CPU, so on any device alike).
-            solver: ``euler`` (the default), ``heun`` or ``midpoint``.
+            solver: ``euler`` (the default), ``heun``, ``midpoint`` or ``snap`` (the image end has no projection:
+                Euler itself).
             generator: alternatively, a CPU generator to draw the perturbations from, or a list of ``B``
                 of them, one per mask: then mask ``b``'s images depend on its generator alone, not on the
                 other masks of the batch (as diffusers pipelines treat a list of generators).
@@ -207,10 +255,12 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         generators = generator if isinstance(generator, list) else [generator] * labels.shape[0]
         noisy = torch.cat([perturb(p_b, self.beta, generator=g, shape=shape)
                            for p_b, g in zip(pseudo.split(samples), generators)])
-        z1 = self.codec.encode_mask((noisy / 255.0).to(device=p.device, dtype=p.dtype))
+        mask = self.codec.encode_mask((noisy / 255.0).to(device=p.device, dtype=p.dtype))
+        z1 = mask
         if self.layout.stacked:
-            z1 = torch.cat([self.layout.mask_state(z_b, g) for z_b, g in zip(z1.split(samples), generators)])
-        out = ODESolver(self.velocity).sample(z1, time_grid(steps, reverse=True, device=z1.device), method=solver)
+            z1 = torch.cat([self.layout.mask_state(z_b, g) for z_b, g in zip(mask.split(samples), generators)])
+        field = self._field(self.known_end_condition(mask=mask) if self.known_end else None)
+        out = ODESolver(field).sample(z1, time_grid(steps, reverse=True, device=z1.device), method=solver)
         images = self.codec.decode(self.layout.image_part(out.z)).float().clamp(0, 1)
         return SynthesisOutput(images=images.reshape(labels.shape[0], samples, *images.shape[1:]))
 
