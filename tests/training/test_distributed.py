@@ -210,7 +210,7 @@ def test_evaluate_sums_confusion_matrices_across_processes(tiny_model, tmp_path)
     for key in ("miou", "pixel_accuracy", "per_class_iou"):
         assert two[key] == one[key], key
     assert not any("two.json" in line for line in events.get(1, []))  # process 0 alone writes
-    assert proc.stdout.count("| steps (euler) |") == 1
+    assert proc.stdout.count("| steps (snap) |") == 1  # the recommended model's own solver
 
 
 class _FakeAccelerator:
