@@ -91,7 +91,7 @@ def run_row(name: str, steps: int, size: int, work: Path) -> dict:
                              cycle_steps=1, seed=0)
     return {"row": name, "command": command(name, steps, size), "train_steps": result.steps,
             "train_seconds": train_seconds, "final_loss": result.final_loss,
-            "miou": {str(n): seg.scores[n].miou for n in STEPS},
+            "solver": model.default_solver, "miou": {str(n): seg.scores[n].miou for n in STEPS},
             "diversity_l1": syn.diversity_l1, "cycle_miou": syn.cycle_miou,
             "load_average": os.getloadavg()}
 

@@ -148,6 +148,22 @@ def test_second_identical_run_reuses_the_four_models(paper):
     assert all(t == {"reused": True} for t in results["training"].values())
 
 
+def test_folders_written_before_newer_options_are_still_reused(paper, tmp_path):
+    # A folder saved by an older semflow lacks the keys added since; they count as their defaults.
+    out = tmp_path / "out"
+    shutil.copytree(paper[0] / "models", out / "models")
+    for model in ("dsm", "discriminative", "semflow-paper"):
+        path = out / "models" / model / "train_config.json"
+        saved = json.loads(path.read_text())
+        for key in ("condition", "solver"):
+            del saved["model"][key]
+        for key in ("t0_width", "t1_width"):
+            del saved["train"]["objective"]["time"][key]
+        path.write_text(json.dumps(saved))
+    code, stdout = run_paper(out)
+    assert code == 0 and stdout.count("semflow bench paper: reusing") == 4, stdout
+
+
 def test_changed_configuration_refuses_then_retrain_replaces(paper, tmp_path, capsys):
     out = tmp_path / "out"
     shutil.copytree(paper[0] / "models", out / "models")

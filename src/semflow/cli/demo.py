@@ -51,24 +51,23 @@ def calibrate_steps(config, budget_seconds: float) -> int:
     batch = [dataset[i] for i in range(config.train.batch_size)]
     images = torch.stack([b["image"] for b in batch]).float() / 255
     labels = torch.stack([b["label"] for b in batch])
-    times = []
-    for _ in range(4):
-        start = time.perf_counter()
-        pipe.training_loss(images, labels, objective=config.train.objective).backward()
-        opt.step()
-        opt.zero_grad()
-        times.append(time.perf_counter() - start)
-    per_step = sorted(times[1:])[1] * 1.1  # median of the warm steps, plus data loading and logging
-    fraction = config.train.objective.self_align_fraction
-    if fraction:  # the last part of training also runs the model's own solves, without gradients
-        aligned = []
-        for _ in range(3):
+
+    def median_seconds(runs: int, self_aligned: bool) -> float:
+        times = []
+        for _ in range(runs):
             start = time.perf_counter()
-            pipe.training_loss(images, labels, objective=config.train.objective, self_aligned=True).backward()
+            pipe.training_loss(images, labels, objective=config.train.objective, self_aligned=self_aligned).backward()
             opt.step()
             opt.zero_grad()
-            aligned.append(time.perf_counter() - start)
-        per_step = (1 - fraction) * per_step + fraction * sorted(aligned)[1] * 1.1
+            times.append(time.perf_counter() - start)
+        warm = sorted(times[1:])  # the first call of each kind pays one-off costs
+        return warm[len(warm) // 2]
+
+    per_step = median_seconds(5, False)
+    fraction = config.train.objective.self_align_fraction
+    if fraction:  # the last part of training also runs the model's own solves, without gradients
+        per_step = (1 - fraction) * per_step + fraction * median_seconds(5, True)
+    per_step *= 1.1  # data loading and logging
     return max(20, int(budget_seconds / per_step))
 
 
