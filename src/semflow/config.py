@@ -138,9 +138,13 @@ class ModelConfig:
             if self.state != "stacked":
                 raise SemflowInputError("model.state_image_noise applies only to model.state=stacked")
         _check_choice("model.condition", self.condition, CONDITIONS)
-        if self.solver is not None and self.method != "semflow":
-            raise SemflowInputError(f"model.solver applies to model.method=semflow, not {self.method!r} (its sampler "
-                                    "is chosen with --solver)")
+        if self.solver is not None:
+            if self.method != "semflow":
+                raise SemflowInputError(f"model.solver applies to model.method=semflow, not {self.method!r} (its "
+                                        "sampler is chosen with --solver)")
+            from semflow.flow.solver import SOLVERS  # here, not at the top: semflow.flow imports this module
+
+            _check_choice("model.solver", self.solver, SOLVERS)
         if self.method != "semflow" and (self.state, self.parameterization, self.condition) != (
                 "shared", "velocity", "none"):
             raise SemflowInputError(f"model.state, model.parameterization and model.condition apply to "

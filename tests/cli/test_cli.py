@@ -160,6 +160,10 @@ def test_missing_model_files(tiny_model, tmp_path, capsys):
     (["--preset", "paper", "--set", "model.state_image_noise=1"], "applies only to model.state=stacked"),
     (["--palette", "separated", "--k", "4"], "--palette separated chooses its own k and s"),
     (["--method", "dsm", "--set", "train.objective.class_weight=1"], "train.objective applies to model.method=semflow"),
+    (["--set", "model.solver=rk4"], "model.solver='rk4'; expected one of euler, heun, midpoint, snap"),
+    (["--set", "model.condition=both"], "model.condition"),
+    (["--set", "train.objective.time.t0_width=1.5"], "t0_width"),
+    (["--preset", "paper", "--set", "train.objective.time.t1_width=0.1"], "apply only to kind=endpoints"),
 ])
 def test_bad_training_values(tmp_path, capsys, extra, match):
     out = tmp_path / "m"
