@@ -92,7 +92,8 @@ class ModelConfig:
             while the mask part's fill, where segmentation starts, stays small.
         condition: ``none`` (paper: ``v(z_t, t)`` alone) or ``known-end``: the network also sees the end a solve
             starts from, unchanged at every step, ``[E(image), 0]`` when segmenting and ``[0, E(mask)]`` when
-            synthesizing (``2C`` more input channels; training draws the direction per sample). The path and the
+            synthesizing (``2C`` more input channels; training draws the direction per sample, segmentation at
+            ``t = 0`` and synthesis at ``t = 1``, where each starts). The path and the
             state are the paper's, but the velocity becomes one field per direction (FlowRVS feeds its source to
             every step so).
         solver: the ODE solver ``segment`` and ``synthesize`` use when none is given (``None``: the method's

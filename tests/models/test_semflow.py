@@ -297,6 +297,7 @@ class _Inputs(nn.Module):
 
     def forward(self, sample, timestep):
         self.seen.append(sample.detach().clone())
+        self.timestep = timestep
         return sample[:, :6] * self.w
 
 
@@ -331,8 +332,17 @@ def test_known_end_condition_feeds_the_start_to_every_step_and_only_it():
     knows_mask = x[:, 9:].abs().flatten(1).amax(1) > 0
     assert torch.equal(knows_image, ~knows_mask) and 0 < int(knows_image.sum()) < 8
     torch.testing.assert_close(x[knows_image, 6:9], images8[knows_image] * 2 - 1)
+    # Where each direction starts, it is that direction: t = 0 knows the image, t = 1 the mask.
+    from semflow.config import ObjectiveConfig, TimeSamplingConfig
+
+    spy.seen.clear()
+    ends = ObjectiveConfig(time=TimeSamplingConfig(kind="endpoints", t0_mass=0.5, t1_mass=0.5))
+    model.training_loss(images8, labels8, generator=torch.Generator().manual_seed(1), objective=ends)
+    (x,) = spy.seen
+    at_zero = spy.timestep == 0
+    assert 0 < int(at_zero.sum()) < 8
+    assert torch.equal(x[:, 6:9].abs().flatten(1).amax(1) > 0, at_zero)
     # Self-aligned states: the solves from the image end know the image, those from the mask end the mask.
-    from semflow.config import ObjectiveConfig
 
     spy.seen.clear()
     model.training_loss(images8, labels8, generator=torch.Generator().manual_seed(0), self_aligned=True,

@@ -133,9 +133,11 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         z_t = sample_path(z0[aligned:], z1[aligned:], t).z_t
         condition = None
         if self.known_end:
-            # Each sample is a segmentation (the image known) or a synthesis (the mask known), half and half; the
-            # model's own solves run from the image end for their first half and from the mask end for the rest.
+            # Each sample is a segmentation (the image known) or a synthesis (the mask known): at t = 0, where only
+            # segmentation starts, the former; at t = 1 the latter; in between half and half. The model's own
+            # solves run from the image end for their first half and from the mask end for the rest.
             segmenting = torch.rand(z0.shape[0], device=z0.device, generator=generator) < 0.5
+            segmenting[aligned:] = (t == 0) | (segmenting[aligned:] & (t < 1))
             segmenting[:aligned] = torch.arange(aligned, device=z0.device) < aligned // 2
             keep = segmenting.view(-1, 1, 1, 1).to(image.dtype)
             condition = torch.cat([image * keep, mask * (1 - keep)], dim=1)
