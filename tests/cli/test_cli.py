@@ -69,6 +69,22 @@ def test_evaluate_prints_a_table_and_writes_json(tiny_model, tmp_path, capsys):
     assert all(0 <= v <= 1 for v in m["miou"].values())
 
 
+def test_evaluate_scores_the_evenly_spaced_subset_bench_paper_scores(tiny_model, tmp_path):
+    from semflow.data import open_dataset
+    from semflow.evaluation.segmentation import evaluate_segmentation
+    from semflow.models.semflow import SemFlowPipeline
+
+    out = tmp_path / "sub.json"
+    assert main(["evaluate", "--model", str(tiny_model), "--data", "shapes:size=24,length=9", "--steps", "2",
+                 "--test-images", "3", "--out", str(out)]) == 0
+    m = json.loads(out.read_text())
+    assert m["num_images"] == 3
+    # the first, middle and last image, as bench paper's --test-images 3 picks them
+    direct = evaluate_segmentation(SemFlowPipeline.from_pretrained(tiny_model), open_dataset("shapes:size=24,length=9",
+                                   "test"), [2], indices=[0, 4, 8]).to_json()
+    assert m["miou"] == direct["miou"]
+
+
 def test_encode_mask(tmp_path):
     Image.fromarray(np.array([[0, 100], [255, 7]], dtype=np.uint8)).save(tmp_path / "m.png")
     assert main(["encode-mask", str(tmp_path / "m.png"), "--out", str(tmp_path / "c.png")]) == 0

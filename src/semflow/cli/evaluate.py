@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="leave out bad pairs (counted, listed in bad_files.tsv beside --out) instead of stopping")
     p.add_argument("--steps", default="1,2,5,10,25", help="comma-separated step counts (default 1,2,5,10,25)")
     add_solver_arg(p, segmenters=True)
+    p.add_argument("--test-images", type=non_negative_int, default=0,
+                   help="score this many evenly spaced images of the split, as bench paper does (default 0: all)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="images per forward pass")
     p.add_argument("--num-workers", type=non_negative_int, default=0, help="data loader worker processes")
     p.add_argument("--out", type=Path, help="write the metrics JSON here")
@@ -55,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from semflow.data import open_dataset
     from semflow.data.paired import BAD_FILES, report_bad_files
     from semflow.evaluation.segmentation import EvaluationResult, check_compatible, check_steps, evaluate_segmentation
+    from semflow.evaluation.subset import evenly_spaced_indices
 
     from semflow.outputs import check_output_file
 
@@ -69,9 +72,11 @@ def run(args: argparse.Namespace) -> int:
     dataset = open_dataset(args.data, split, skip_bad=args.skip_bad)
     check_compatible(pipe, dataset)
     report_bad_files(dataset, (args.out.parent if args.out else Path(".")) / BAD_FILES, state.is_main_process)
+    pool = evenly_spaced_indices(len(dataset), args.test_images) or list(range(len(dataset)))
     with apply_speed_args(pipe, args):
         result = evaluate_segmentation(pipe, dataset, steps, solver=solver, batch_size=args.batch_size,
-                                       num_workers=args.num_workers, indices=my_share(state, len(dataset)),
+                                       num_workers=args.num_workers,
+                                       indices=[pool[i] for i in my_share(state, len(pool))],
                                        progress=lambda it: tqdm(it, desc="evaluate", unit="batch",
                                                                 disable=not state.is_main_process))
     if state.num_processes > 1:  # sum the confusion matrices, never per-process means

@@ -16,6 +16,7 @@ Euler exactly, and its last step lands on the projected end.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import torch
@@ -56,10 +57,9 @@ Projection = Callable[[torch.Tensor], torch.Tensor]
 
 def _snap(v: Velocity, z: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor, end_time: torch.Tensor,
           project: Projection | None) -> torch.Tensor:
-    velocity = v(z, t0.expand(z.shape[0]))
     if project is None:
-        return z + (t1 - t0) * velocity
-    end = project(z + (end_time - t0) * velocity)
+        return _euler(v, z, t0, t1)
+    end = project(z + (end_time - t0) * v(z, t0.expand(z.shape[0])))
     return z + (t1 - t0) / (end_time - t0) * (end - z)
 
 
@@ -122,11 +122,7 @@ class ODESolver:
         if time_grid.dim() != 1 or time_grid.numel() < 2:
             raise ValueError(f"time_grid must be 1-D with at least 2 times, got shape {tuple(time_grid.shape)}")
         grid = time_grid.to(device=z_init.device, dtype=torch.float32)
-        if method == "snap":
-            def step(v: Velocity, z: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor) -> torch.Tensor:
-                return _snap(v, z, t0, t1, grid[-1], project)
-        else:
-            step = STEPPERS[method]
+        step = partial(_snap, end_time=grid[-1], project=project) if method == "snap" else STEPPERS[method]
         z = z_init
         states = [z] if return_trajectory else None
         for i in range(grid.numel() - 1):

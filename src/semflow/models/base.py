@@ -202,7 +202,7 @@ class Segmenter(nn.Module):
     @property
     def default_solver(self) -> str | None:
         """The solver used when none is given: the configuration's ``model.solver``, else :attr:`DEFAULT_SOLVER`."""
-        return getattr(self.config, "solver", None) or self.DEFAULT_SOLVER
+        return self.config.solver or self.DEFAULT_SOLVER
 
     def check_solver(self, solver: str | None) -> str:
         """``solver`` (default :attr:`default_solver`) if this model's :meth:`segment` runs it; else a clear error."""

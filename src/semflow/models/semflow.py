@@ -64,8 +64,6 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         self.velocity = VelocityModel(network, time_scale=config.time_scale, parameterization=config.parameterization)
         self.layout = StateLayout(config.state, config.state_noise, config.state_image_noise)
         self.known_end = config.condition == "known-end"
-        if config.solver is not None and config.solver not in SOLVERS:
-            raise SemflowInputError(f"model.solver={config.solver!r}; expected one of {', '.join(SOLVERS)}")
 
     @classmethod
     def network_channels(cls, codec: Codec, dataset: DatasetInfo, config: ModelConfig) -> tuple[int, int]:
