@@ -178,6 +178,8 @@ def test_missing_model_files(tiny_model, tmp_path, capsys):
     (["--method", "dsm", "--set", "train.objective.class_weight=1"], "train.objective applies to model.method=semflow"),
     (["--set", "model.solver=rk4"], "model.solver='rk4'; expected one of euler, heun, midpoint, snap"),
     (["--set", "model.condition=both"], "model.condition"),
+    (["--set", "model.readout=logits"], "model.readout='logits'; expected one of palette, head"),
+    (["--method", "discriminative", "--set", "model.readout=head"], "model.readout apply to model.method=semflow"),
     (["--set", "train.objective.time.t0_width=1.5"], "t0_width"),
     (["--preset", "paper", "--set", "train.objective.time.t1_width=0.1"], "apply only to kind=endpoints"),
 ])

@@ -376,3 +376,83 @@ def test_model_solver_is_the_default_of_segment_and_is_checked(tmp_path):
         ModelConfig(solver="rk4")  # refused with the configuration, before any model is built
     with pytest.raises(SemflowInputError, match="model.solver applies"):
         ModelConfig(method="discriminative", solver="snap")
+
+
+# ---------------------------------------------------------------- the class head (model.readout=head)
+@pytest.fixture
+def head_model():
+    torch.manual_seed(0)
+    info = open_dataset("shapes", "test").info
+    config = ModelConfig(size=[16, 16], network_args=TINY_NETWORK, state="stacked", state_noise=0.1, readout="head")
+    return SemFlowPipeline.from_config(config, info).eval()
+
+
+def test_readout_is_checked_and_refused_for_the_baselines():
+    with pytest.raises(SemflowInputError, match="model.readout='logits'; expected one of palette, head"):
+        ModelConfig(readout="logits")
+    with pytest.raises(SemflowInputError, match="model.readout"):
+        ModelConfig(method="discriminative", readout="head")
+
+
+def test_head_adds_one_output_channel_per_class_and_the_loss_its_cross_entropy(head_model):
+    """The head's loss is exactly the cross-entropy of the network's last K channels at the training state:
+    the same network without those channels gives the rest of the loss, with the same draws."""
+    import copy
+
+    import torch.nn.functional as F
+
+    k = head_model.dataset.num_classes
+    assert head_model.network.config.out_channels == 6 + k and head_model.velocity.head_channels == k
+    flow_only = copy.deepcopy(head_model)
+    conv = flow_only.network.conv_out
+    conv.weight.data, conv.bias.data = conv.weight.data[:6].clone(), conv.bias.data[:6].clone()
+    conv.out_channels = 6
+    flow_only.velocity.head_channels = 0
+
+    class Recorder(nn.Module):
+        def __init__(self, velocity):
+            super().__init__()
+            self.velocity, self.calls = velocity, []
+
+        def forward(self, z, t, ends=False, **kw):
+            if ends:
+                self.calls.append((z.clone(), t.clone()))
+            return self.velocity(z, t, ends=ends, **kw)
+
+    images, labels = batch()
+    recorder = Recorder(head_model.velocity)
+    with torch.no_grad():
+        loss = head_model.training_loss(images, labels, trainable=recorder, generator=torch.Generator().manual_seed(2))
+        rest = flow_only.training_loss(images, labels, generator=torch.Generator().manual_seed(2))
+        z, t = recorder.calls[0]
+        logits = head_model.network(z, t * 1000).sample[:, 6:]
+    expected = F.cross_entropy(logits, labels, ignore_index=head_model.palette.ignore_index or -100)
+    torch.testing.assert_close(loss - rest, expected)
+    assert float(expected) > 0
+
+
+@pytest.mark.parametrize("solver", ["euler", "snap"])
+def test_head_readout_is_the_last_calls_argmax(head_model, solver):
+    images, _ = batch()
+    one = head_model.segment(images, steps=1, solver=solver)
+    from semflow.seeding import make_generator
+
+    z0 = head_model.layout.image_state(head_model.encode_input(images), make_generator(0), per_sample=False)
+    with torch.no_grad():
+        logits = head_model.network(z0, torch.zeros(3)).sample[:, 6:]
+    assert torch.equal(one.labels, logits.argmax(1))  # one step: the head's classes at t = 0
+    many = head_model.segment(images, steps=4, solver=solver)
+    assert many.labels.shape == (3, 16, 16)
+    if solver == "snap":  # the final state is the snapped end: its mask decodes to the classes read
+        assert torch.equal(head_model.palette.decode(many.pseudo_mask), many.labels)
+
+
+def test_head_model_round_trips(head_model, tmp_path):
+    images, labels = batch()
+    head_model.save_pretrained(tmp_path / "m")
+    loaded = SemFlowPipeline.from_pretrained(tmp_path / "m")
+    assert loaded.config.readout == "head" and loaded.velocity.head_channels == head_model.dataset.num_classes
+    assert torch.equal(loaded.segment(images, steps=3, solver="snap").labels,
+                       head_model.segment(images, steps=3, solver="snap").labels)
+    out = loaded.synthesize(labels, steps=2, samples=2, seed=1).images  # synthesis reads no logits
+    assert out.shape == (3, 2, 3, 16, 16)

@@ -22,6 +22,7 @@ from semflow.config import ModelConfig, ObjectiveConfig
 from semflow.data.base import DatasetInfo
 from semflow.data.transforms import resize_label
 from semflow.errors import SemflowInputError
+from semflow.flow.class_head import HeadReader, head_loss
 from semflow.flow.class_loss import class_loss
 from semflow.flow.path import sample_path, sample_time
 from semflow.flow.self_alignment import self_aligned_sample
@@ -61,7 +62,8 @@ class SemFlowPipeline(Segmenter, method="semflow"):
 
     def __init__(self, codec: Codec, network: nn.Module, config: ModelConfig, dataset: DatasetInfo) -> None:
         super().__init__(codec, network, config, dataset)
-        self.velocity = VelocityModel(network, time_scale=config.time_scale, parameterization=config.parameterization)
+        self.velocity = VelocityModel(network, time_scale=config.time_scale, parameterization=config.parameterization,
+                                      head_channels=self.head_channels(dataset, config))
         self.layout = StateLayout(config.state, config.state_noise, config.state_image_noise)
         self.known_end = config.condition == "known-end"
 
@@ -71,7 +73,13 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         ``stacked`` state has twice the latent channels."""
         channels = StateLayout(config.state).channels(codec.latent_channels)
         extra = 2 * codec.latent_channels if config.condition == "known-end" else 0
-        return channels + extra, 2 * channels if config.parameterization == "endpoints" else channels
+        flow = 2 * channels if config.parameterization == "endpoints" else channels
+        return channels + extra, flow + cls.head_channels(dataset, config)
+
+    @staticmethod
+    def head_channels(dataset: DatasetInfo, config: ModelConfig) -> int:
+        """The class head's logits per pixel: ``K`` under ``model.readout=head``, else 0."""
+        return dataset.num_classes if config.readout == "head" else 0
 
     def known_end_condition(self, image: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The network's extra input under ``model.condition=known-end``: ``[image latents, mask latents]``
@@ -154,7 +162,7 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         z_t = z_t.to(next(velocity.parameters()).dtype)
         # Through the module's own forward (what a distributed wrapper intercepts); one network call either way.
         extra = {} if condition is None else {"condition": condition}  # the paper's call unchanged without one
-        end0, end1, v = velocity(z_t, t, ends=True, **extra)
+        end0, end1, v, logits = velocity(z_t, t, ends=True, **extra)
         if self.config.parameterization == "endpoints":
             w = objective.image_weight
             loss = 2 * (w * torch.mean((end0.float() - z0.float()) ** 2)
@@ -166,6 +174,9 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             error = (v.float() - (z1 - z0).float()) ** 2
             w = objective.image_weight
             loss = w * torch.mean(self.layout.image_part(error)) + (1 - w) * torch.mean(self.layout.mask_part(error))
+        if logits is not None:
+            # The class head (model.readout=head): the mask end's classes from every training state.
+            loss = loss + head_loss(logits, labels, self.palette.ignore_index)
         if objective.class_weight:
             colors = self.codec.decode(self.layout.mask_part(end1))
             loss = loss + objective.class_weight * class_loss(
@@ -178,8 +189,12 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         """The state whose mask part is the nearest mask of palette colours: ``D`` of the mask part, each pixel
         replaced by its nearest palette colour, encoded again; an image part is kept. ``(B, C, h, w)`` in and out
         (the ``snap`` solver's projection of a predicted mask end)."""
-        labels = self.palette.decode(self.decode_pseudo_masks(self.layout.mask_part(state)).float())
-        mask = self.codec.encode_mask((self.palette.encode(labels) / 255.0).to(state.dtype))
+        return self._with_mask_of(state, self.palette.decode(self.decode_pseudo_masks(self.layout.mask_part(state)).float()))
+
+    def _with_mask_of(self, state: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """``state`` ``(B, C, h, w)`` with its mask part replaced by the encoded pseudo-mask of ``labels``
+        ``(B, H, W)`` at the model size (an image part is kept)."""
+        mask = self.codec.encode_mask((self.palette.encode(labels) / 255.0).to(device=state.device, dtype=state.dtype))
         return torch.cat([self.layout.image_part(state), mask], dim=1) if self.layout.stacked else mask
 
     @torch.no_grad()
@@ -194,6 +209,8 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             steps: number of solver steps ``N >= 1`` from ``t = 0`` to ``t = 1``.
             solver: ``euler`` (the paper; the default), ``heun``, ``midpoint`` or ``snap`` (Euler steps towards
                 the predicted mask snapped to the palette: :mod:`semflow.flow.solver`).
+        With ``model.readout=head`` the labels are the class head's at the last network call
+        (:mod:`semflow.flow.class_head`); ``pseudo_mask`` is the decoded final state either way.
             return_trajectory: also return the decoded pseudo-mask at the start and after every step.
             latents: :meth:`encode_input` of ``images``, when already computed (scoring several step counts).
         """
@@ -203,15 +220,21 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         # deterministic and an image's labels do not depend on its batch.
         z0 = self.layout.image_state(image, make_generator(0) if self.layout.noise else None, per_sample=False)
         in_size = (int(images.shape[-2]), int(images.shape[-1]))
-        out = ODESolver(self._field(self.known_end_condition(image=image) if self.known_end else None)).sample(
+        condition = self.known_end_condition(image=image) if self.known_end else None
+        head = HeadReader(self.velocity, condition) if self.velocity.head_channels else None
+        out = ODESolver(self._field(condition) if head is None else head).sample(
             z0, time_grid(steps, device=z0.device), method=solver, return_trajectory=return_trajectory,
-            project=self.snap_to_palette,
+            project=self.snap_to_palette if head is None else (lambda end: self._with_mask_of(end, head.labels(self.size))),
         )
         trajectory = None
         if out.trajectory is not None:
             trajectory = torch.stack([self.decode_pseudo_masks(self.layout.mask_part(z)).float()
                                       for z in out.trajectory])
-        return self._labels_from_mask_latent(self.layout.mask_part(out.z), in_size, trajectory)
+        if head is None:
+            return self._labels_from_mask_latent(self.layout.mask_part(out.z), in_size, trajectory)
+        return SegmentationOutput(labels=resize_label(head.labels(self.size), in_size),
+                                  pseudo_mask=self.decode_pseudo_masks(self.layout.mask_part(out.z)).float(),
+                                  trajectory=trajectory)
 
     @torch.no_grad()
     def synthesize(

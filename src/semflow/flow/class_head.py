@@ -1,0 +1,71 @@
+"""A class head: ``K`` logits of the mask end, read from the same network call as the velocity.
+
+The paper reads a segmentation off the flow's final mask: each pixel's nearest palette colour. Three colour
+channels are a narrow output for ``K`` classes: a flow trained only at ``t = 0`` is a colour regressor that scores
+well under a classifier of the same network (docs/quality.md). With ``model.readout=head`` the network gets ``K``
+more output channels: at every call, besides the velocity, the class logits of the mask end the path leads to,
+trained by cross-entropy at every training state. The flow is unchanged (the same states, path, velocity loss
+and synthesis); only the readout of a segmentation changes:
+
+* the classes are the argmax of the last call's logits (one Euler step: the logits at ``t = 0``);
+* the ``snap`` solver projects each predicted end onto the palette colours of the head's classes instead of each
+  colour's nearest palette colour, so every state still mixes the image with a clean pseudo-mask, and the final
+  state's mask decodes to the classes read.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from semflow.flow.velocity import VelocityModel
+
+
+def logits_at(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Logits ``(B, K, h, w)`` at the latent size, bilinearly resized to ``size`` ``(H, W)``, as float."""
+    logits = logits.float()
+    if tuple(logits.shape[-2:]) != tuple(size):
+        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+    return logits
+
+
+def head_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int | None = None) -> torch.Tensor:
+    """Mean cross-entropy of ``logits`` ``(B, K, h, w)`` (resized to the labels) against ``labels`` ``(B, H, W)``,
+    skipping ``ignore_index``; ``0`` (with a gradient path) where nothing is labelled."""
+    ignore = -100 if ignore_index is None else ignore_index
+    if not bool((labels != ignore).any()):
+        return logits.float().sum() * 0.0
+    return F.cross_entropy(logits_at(logits, tuple(labels.shape[-2:])), labels.to(logits.device).long(),
+                           ignore_index=ignore)
+
+
+def head_labels(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Class maps ``(B, H, W)`` (long) of logits ``(B, K, h, w)`` resized to ``size``."""
+    return logits_at(logits, size).argmax(1)
+
+
+class HeadReader:
+    """``v(z, t)`` for a solver that keeps the class logits of its latest call (``logits``, ``(B, K, h, w)``).
+
+    Args:
+        velocity: a :class:`VelocityModel` with a head.
+        condition: the extra input of every call (``model.condition=known-end``), or ``None``.
+    """
+
+    def __init__(self, velocity: VelocityModel, condition: torch.Tensor | None = None) -> None:
+        if not velocity.head_channels:
+            raise ValueError("HeadReader needs a velocity model with a class head (head_channels > 0)")
+        self.velocity = velocity
+        self.condition = condition
+        self.logits: torch.Tensor | None = None
+
+    def __call__(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        ends = self.velocity.endpoints(z, t, self.condition)
+        self.logits = ends.logits
+        return ends.velocity
+
+    def labels(self, size: tuple[int, int]) -> torch.Tensor:
+        """The latest call's classes at ``size``."""
+        if self.logits is None:
+            raise RuntimeError("no call yet: the solver has not evaluated the field")
+        return head_labels(self.logits, size)
