@@ -56,6 +56,7 @@ PARAMETERIZATIONS = ("velocity", "endpoints")
 STATES = ("shared", "stacked")
 CONDITIONS = ("none", "known-end")
 READOUTS = ("palette", "head")
+SELF_ALIGN_SOLVERS = ("euler", "snap")
 
 
 # What a model folder can hold: the one list of method names. Class ``semflow.models.<method>`` registers
@@ -230,7 +231,9 @@ class ObjectiveConfig:
     from the model's own Euler solves of ``self_align_steps`` steps, half from each end, with targets that
     point from the state reached to the true other end (DDP's "self-aligned" phase). ``self_align_share``: the
     part of each batch of that phase drawn so (``1``: all of it); the rest keeps the straight path and
-    ``time``, so the end points (t = 0 for one-step segmentation) stay trained.
+    ``time``, so the end points (t = 0 for one-step segmentation) stay trained. ``self_align_solver``: the steps
+    of those solves' segmentation half: ``euler`` (DDP's) or ``snap`` (the ``snap`` solver's, projected as the
+    model projects when it segments: the states a ``snap`` solve visits).
     """
 
     time: TimeSamplingConfig = field(default_factory=TimeSamplingConfig)
@@ -240,6 +243,7 @@ class ObjectiveConfig:
     self_align_fraction: float = 0.0
     self_align_steps: int = 5
     self_align_share: float = 1.0
+    self_align_solver: str = "euler"
 
     def __post_init__(self) -> None:
         _check_at_least("train.objective.class_weight", self.class_weight)
@@ -249,6 +253,7 @@ class ObjectiveConfig:
         _check_probability("train.objective.self_align_share", self.self_align_share)
         if self.self_align_steps < 2:
             raise SemflowInputError(f"train.objective.self_align_steps={self.self_align_steps}; expected >= 2")
+        _check_choice("train.objective.self_align_solver", self.self_align_solver, SELF_ALIGN_SOLVERS)
 
 
 # Training augmentations, from the most to the least random (see :class:`TrainConfig`).

@@ -179,6 +179,7 @@ def test_missing_model_files(tiny_model, tmp_path, capsys):
     (["--set", "model.solver=rk4"], "model.solver='rk4'; expected one of euler, heun, midpoint, snap"),
     (["--set", "model.condition=both"], "model.condition"),
     (["--set", "model.readout=logits"], "model.readout='logits'; expected one of palette, head"),
+    (["--set", "train.objective.self_align_solver=heun"], "self_align_solver='heun'; expected one of euler, snap"),
     (["--method", "discriminative", "--set", "model.readout=head"], "model.readout apply to model.method=semflow"),
     (["--set", "train.objective.time.t0_width=1.5"], "t0_width"),
     (["--preset", "paper", "--set", "train.objective.time.t1_width=0.1"], "apply only to kind=endpoints"),

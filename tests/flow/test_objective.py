@@ -177,6 +177,27 @@ def test_self_aligned_states_of_the_exact_field_are_path_points():
     torch.testing.assert_close(sample.z1, z1)
 
 
+def test_self_aligned_snap_states_head_for_the_projected_end():
+    """With a projection, the segmentation half takes snap steps: a field pointing at 0.4 from zero, projected by
+    rounding, keeps those states at 0 (Euler's move to 0.4 k / N); the synthesis half is Euler either way."""
+    z0, z1 = torch.zeros(4, 1, 2, 2), torch.ones(4, 1, 2, 2)
+
+    def field(z, t):
+        # From z = 0 the end it predicts, z + (1 - t) v, is 0.4 at every t < 1 (forward calls have t <= 3/4).
+        return torch.full_like(z, 0.4) / (1 - t.view(-1, 1, 1, 1)).clamp_min(0.25)
+
+    euler = self_aligned_sample(field, z0, z1, steps=4, generator=torch.Generator().manual_seed(1))
+    snapped = self_aligned_sample(field, z0, z1, steps=4, generator=torch.Generator().manual_seed(1),
+                                  project=torch.round)
+    k = round(float(euler.t[0]) * 4)
+    assert torch.equal(snapped.t, euler.t)  # the same k from the same generator
+    torch.testing.assert_close(euler.z_t[:2], torch.full((2, 1, 2, 2), 0.4 * sum(1 / (1 - i / 4) for i in range(k)) / 4))
+    assert torch.equal(snapped.z_t[:2], torch.zeros(2, 1, 2, 2))  # each end 0.4 rounds to 0: the states stay
+    torch.testing.assert_close(snapped.z_t[2:], euler.z_t[2:])
+    tb = snapped.t.view(-1, 1, 1, 1)
+    torch.testing.assert_close((1 - tb) * snapped.z0 + tb * snapped.z1, snapped.z_t)
+
+
 def test_gaussian_perturbation_is_bounded_by_beta_with_most_mass_near_zero():
     base = torch.zeros(1, 3, 200, 200)
     noise = perturb(base, 10.0, torch.Generator().manual_seed(0), shape="gaussian")

@@ -456,3 +456,19 @@ def test_head_model_round_trips(head_model, tmp_path):
                        head_model.segment(images, steps=3, solver="snap").labels)
     out = loaded.synthesize(labels, steps=2, samples=2, seed=1).images  # synthesis reads no logits
     assert out.shape == (3, 2, 3, 16, 16)
+
+
+def test_self_alignment_can_visit_the_states_of_snap_solves(head_model):
+    from semflow.config import ObjectiveConfig, TimeSamplingConfig
+
+    images, labels = batch(4)
+    at_zero = TimeSamplingConfig(kind="endpoints", t0_mass=1.0, t1_mass=0.0)
+    losses = {}
+    for solver in ("euler", "snap"):
+        objective = ObjectiveConfig(time=at_zero, self_align_share=1.0, self_align_steps=4, self_align_solver=solver)
+        with torch.no_grad():
+            losses[solver] = head_model.training_loss(images, labels, generator=torch.Generator().manual_seed(0),
+                                                      objective=objective, self_aligned=True)
+    assert torch.isfinite(losses["snap"]) and float(losses["snap"]) != float(losses["euler"])
+    with pytest.raises(SemflowInputError, match="self_align_solver"):
+        ObjectiveConfig(self_align_solver="heun")

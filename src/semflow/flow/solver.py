@@ -55,8 +55,10 @@ Projection = Callable[[torch.Tensor], torch.Tensor]
 """A map from a predicted far end ``(B, ...)`` to the nearest valid one, same shape."""
 
 
-def _snap(v: Velocity, z: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor, end_time: torch.Tensor,
-          project: Projection | None) -> torch.Tensor:
+def snap_step(v: Velocity, z: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor, end_time: torch.Tensor,
+              project: Projection | None) -> torch.Tensor:
+    """One ``snap`` step of ``z`` ``(B, ...)`` from ``t0`` to ``t1`` on a grid ending at ``end_time``: the fraction
+    ``(t1 - t0) / (end_time - t0)`` of the way to the predicted end, projected (Euler without ``project``)."""
     if project is None:
         return _euler(v, z, t0, t1)
     end = project(z + (end_time - t0) * v(z, t0.expand(z.shape[0])))
@@ -122,7 +124,7 @@ class ODESolver:
         if time_grid.dim() != 1 or time_grid.numel() < 2:
             raise ValueError(f"time_grid must be 1-D with at least 2 times, got shape {tuple(time_grid.shape)}")
         grid = time_grid.to(device=z_init.device, dtype=torch.float32)
-        step = partial(_snap, end_time=grid[-1], project=project) if method == "snap" else STEPPERS[method]
+        step = partial(snap_step, end_time=grid[-1], project=project) if method == "snap" else STEPPERS[method]
         z = z_init
         states = [z] if return_trajectory else None
         for i in range(grid.numel() - 1):

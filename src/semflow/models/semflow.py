@@ -154,8 +154,16 @@ class SemFlowPipeline(Segmenter, method="semflow"):
                 c = condition[:aligned]
                 forward = lambda z, t: velocity(z, t, condition=c[:half])  # noqa: E731
                 backward = lambda z, t: velocity(z, t, condition=c[half:])  # noqa: E731
+            project = None
+            if objective.self_align_solver == "snap":
+                # The states of the model's own snap solves: its projection, through the class head where it has one.
+                if self.velocity.head_channels:
+                    forward = head = HeadReader(self.velocity, None if condition is None else condition[:half])
+                    project = lambda end: self._with_mask_of(end, head.labels(self.size))  # noqa: E731
+                else:
+                    project = self.snap_to_palette
             own = self_aligned_sample(forward, z0[:aligned], z1[:aligned], objective.self_align_steps, generator,
-                                      backward_velocity=backward)
+                                      backward_velocity=backward, project=project)
             t, z_t = torch.cat([own.t, t]), torch.cat([own.z_t, z_t])
             z0, z1 = torch.cat([own.z0, z0[aligned:]]), torch.cat([own.z1, z1[aligned:]])
         # The network's own dtype: a no-op under autocast, a cast where a wrapper keeps bf16 weights (DeepSpeed).
