@@ -21,7 +21,9 @@ def pseudo_masks(folder):
 
 
 def test_layout_and_precision_change_the_pseudo_masks_only_by_rounding(tiny_model, images, tmp_path):
-    base = ["segment", "--model", str(tiny_model), "--steps", "3", str(images)]
+    # Euler: its final state is continuous in the network's outputs. (The model's default, snap, projects every
+    # predicted end onto the classes of its head, an argmax that a 2-step model's nearly tied logits flip in bf16.)
+    base = ["segment", "--model", str(tiny_model), "--steps", "3", "--solver", "euler", str(images)]
     runs = {"contiguous": ["--no-channels-last"], "channels-last": ["--channels-last"],
             "bf16": ["--dtype", "bf16", "--no-channels-last"]}
     for name, flags in runs.items():
