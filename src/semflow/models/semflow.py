@@ -156,12 +156,11 @@ class SemFlowPipeline(Segmenter, method="semflow"):
                 backward = lambda z, t: velocity(z, t, condition=c[half:])  # noqa: E731
             project = None
             if objective.self_align_solver == "snap":
-                # The states of the model's own snap solves: its projection, through the class head where it has one.
+                # The states of the model's own snap solves, projected as segment() projects. (The solve needs no
+                # gradient, so the head reads through the unwrapped velocity module.)
                 if self.velocity.head_channels:
-                    forward = head = HeadReader(self.velocity, None if condition is None else condition[:half])
-                    project = lambda end: self._with_mask_of(end, head.labels(self.size))  # noqa: E731
-                else:
-                    project = self.snap_to_palette
+                    forward = HeadReader(self.velocity, None if condition is None else condition[:half])
+                project = self._projection(forward if isinstance(forward, HeadReader) else None)
             own = self_aligned_sample(forward, z0[:aligned], z1[:aligned], objective.self_align_steps, generator,
                                       backward_velocity=backward, project=project)
             t, z_t = torch.cat([own.t, t]), torch.cat([own.z_t, z_t])
@@ -197,13 +196,21 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         """The state whose mask part is the nearest mask of palette colours: ``D`` of the mask part, each pixel
         replaced by its nearest palette colour, encoded again; an image part is kept. ``(B, C, h, w)`` in and out
         (the ``snap`` solver's projection of a predicted mask end)."""
-        return self._with_mask_of(state, self.palette.decode(self.decode_pseudo_masks(self.layout.mask_part(state)).float()))
+        labels = self.palette.decode(self.decode_pseudo_masks(self.layout.mask_part(state)).float())
+        return self._with_mask_of(state, labels)
 
     def _with_mask_of(self, state: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """``state`` ``(B, C, h, w)`` with its mask part replaced by the encoded pseudo-mask of ``labels``
         ``(B, H, W)`` at the model size (an image part is kept)."""
         mask = self.codec.encode_mask((self.palette.encode(labels) / 255.0).to(device=state.device, dtype=state.dtype))
         return torch.cat([self.layout.image_part(state), mask], dim=1) if self.layout.stacked else mask
+
+    def _projection(self, head: HeadReader | None):
+        """The ``snap`` solver's projection of a predicted end: onto the palette colours of the classes the head
+        read at the same call, or (no head) of each pixel's nearest palette colour."""
+        if head is None:
+            return self.snap_to_palette
+        return lambda end: self._with_mask_of(end, head.labels(self.size))
 
     @torch.no_grad()
     def segment(
@@ -217,10 +224,11 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             steps: number of solver steps ``N >= 1`` from ``t = 0`` to ``t = 1``.
             solver: ``euler`` (the paper; the default), ``heun``, ``midpoint`` or ``snap`` (Euler steps towards
                 the predicted mask snapped to the palette: :mod:`semflow.flow.solver`).
-        With ``model.readout=head`` the labels are the class head's at the last network call
-        (:mod:`semflow.flow.class_head`); ``pseudo_mask`` is the decoded final state either way.
             return_trajectory: also return the decoded pseudo-mask at the start and after every step.
             latents: :meth:`encode_input` of ``images``, when already computed (scoring several step counts).
+
+        With ``model.readout=head`` the labels are the class head's at the last network call
+        (:mod:`semflow.flow.class_head`); ``pseudo_mask`` is the decoded final state either way.
         """
         solver = self.check_solver(solver)
         image = self.encode_input(images) if latents is None else latents
@@ -232,7 +240,7 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         head = HeadReader(self.velocity, condition) if self.velocity.head_channels else None
         out = ODESolver(self._field(condition) if head is None else head).sample(
             z0, time_grid(steps, device=z0.device), method=solver, return_trajectory=return_trajectory,
-            project=self.snap_to_palette if head is None else (lambda end: self._with_mask_of(end, head.labels(self.size))),
+            project=self._projection(head),
         )
         trajectory = None
         if out.trajectory is not None:
