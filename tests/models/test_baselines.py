@@ -268,6 +268,11 @@ def test_discriminative_loss_leaves_out_ignore_pixels():
     assert float(loss(changed)) == float(base)
     changed[:, :, 4:5] += 100 * torch.randn(2, info.num_classes, 1, SIZE)
     assert float(loss(changed)) != float(base)
+    # A batch with no labelled pixel gives no signal: 0 with a gradient path, not cross_entropy's NaN.
+    labels[:] = 255
+    pipe.network = Logits(logits)
+    empty = pipe.posterior_training_loss(posterior, labels)
+    assert float(empty.detach()) == 0.0 and empty.requires_grad
 
 
 # ---------------------------------------------------------------------------------------------- solvers

@@ -27,6 +27,19 @@ def batch(n=3, size=16):
     return images, labels
 
 
+class Recorder(nn.Module):
+    """A velocity module that records the state and times of the training call (the one with ``ends=True``)."""
+
+    def __init__(self, velocity):
+        super().__init__()
+        self.velocity, self.calls = velocity, []
+
+    def forward(self, z, t, ends=False, **kw):
+        if ends:
+            self.calls.append((z.clone(), t.clone()))
+        return self.velocity(z, t, ends=ends, **kw)
+
+
 def test_network_receives_1000_t():
     class Spy(nn.Module):
         def forward(self, sample, timestep):
@@ -190,21 +203,7 @@ def test_objective_options_change_the_loss_and_train(recommended_like):
 
 
 def test_self_align_share_keeps_the_rest_of_the_batch_on_the_straight_path(recommended_like):
-    from torch import nn
-
     from semflow.config import ObjectiveConfig, TimeSamplingConfig
-
-    class Recorder(nn.Module):
-        """The velocity module, recording the times of the training call (the one with ``ends=True``)."""
-
-        def __init__(self, velocity):
-            super().__init__()
-            self.velocity, self.times = velocity, []
-
-        def forward(self, z, t, ends=False):
-            if ends:
-                self.times.append(t.clone())
-            return self.velocity(z, t, ends=ends)
 
     images, labels = batch()
     images, labels = torch.cat([images, images[:1]]), torch.cat([labels, labels[:1]])  # a batch of 4
@@ -214,7 +213,7 @@ def test_self_align_share_keeps_the_rest_of_the_batch_on_the_straight_path(recom
         objective = ObjectiveConfig(time=at_zero, self_align_share=share, self_align_steps=4)
         loss = recommended_like.training_loss(images, labels, trainable=recorder, objective=objective,
                                               generator=torch.Generator().manual_seed(3), self_aligned=True)
-        (t,) = recorder.times
+        ((_, t),) = recorder.calls
         assert torch.isfinite(loss)
         # the model's own states sit at k/4 for some k in 1..3; the rest at t = 0, as the time sampling says
         assert bool(((t[:aligned] > 0) & (t[:aligned] < 1)).all()) and bool((t[aligned:] == 0).all()), (share, t)
@@ -352,11 +351,15 @@ def test_known_end_condition_feeds_the_start_to_every_step_and_only_it():
     assert all(torch.equal(c[:, 6:], x[:4, 6:]) or torch.equal(c[:, 6:], x[4:, 6:]) for c in spy.seen[:-1])
 
 
-def test_condition_is_refused_for_the_baselines_and_unknown_values():
-    with pytest.raises(SemflowInputError, match="model.condition"):
-        ModelConfig(condition="image")
-    with pytest.raises(SemflowInputError, match="model.condition"):
-        ModelConfig(method="dsm", condition="known-end")
+@pytest.mark.parametrize("config, match", [
+    ({"condition": "image"}, "model.condition='image'; expected one of none, known-end"),
+    ({"method": "dsm", "condition": "known-end"}, "model.condition and model.readout apply to model.method=semflow"),
+    ({"readout": "logits"}, "model.readout='logits'; expected one of palette, head"),
+    ({"method": "discriminative", "readout": "head"}, "model.readout apply to model.method=semflow"),
+])
+def test_flow_options_are_refused_for_the_baselines_and_unknown_values(config, match):
+    with pytest.raises(SemflowInputError, match=match):
+        ModelConfig(**config)
 
 
 def test_model_solver_is_the_default_of_segment_and_is_checked(tmp_path):
@@ -387,13 +390,6 @@ def head_model():
     return SemFlowPipeline.from_config(config, info).eval()
 
 
-def test_readout_is_checked_and_refused_for_the_baselines():
-    with pytest.raises(SemflowInputError, match="model.readout='logits'; expected one of palette, head"):
-        ModelConfig(readout="logits")
-    with pytest.raises(SemflowInputError, match="model.readout"):
-        ModelConfig(method="discriminative", readout="head")
-
-
 def test_head_adds_one_output_channel_per_class_and_the_loss_its_cross_entropy(head_model):
     """The head's loss is exactly the cross-entropy of the network's last K channels at the training state:
     the same network without those channels gives the rest of the loss, with the same draws."""
@@ -408,17 +404,6 @@ def test_head_adds_one_output_channel_per_class_and_the_loss_its_cross_entropy(h
     conv.weight.data, conv.bias.data = conv.weight.data[:6].clone(), conv.bias.data[:6].clone()
     conv.out_channels = 6
     flow_only.velocity.head_channels = 0
-
-    class Recorder(nn.Module):
-        def __init__(self, velocity):
-            super().__init__()
-            self.velocity, self.calls = velocity, []
-
-        def forward(self, z, t, ends=False, **kw):
-            if ends:
-                self.calls.append((z.clone(), t.clone()))
-            return self.velocity(z, t, ends=ends, **kw)
-
     images, labels = batch()
     recorder = Recorder(head_model.velocity)
     with torch.no_grad():

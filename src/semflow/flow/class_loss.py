@@ -10,7 +10,8 @@ cross-entropy against the true labels (Semantic Prism's colour-space logits).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from semflow.flow.class_head import head_loss
 
 
 def palette_logits(colors: torch.Tensor, palette_colors: torch.Tensor, tau: float) -> torch.Tensor:
@@ -31,9 +32,6 @@ def palette_logits(colors: torch.Tensor, palette_colors: torch.Tensor, tau: floa
 
 def class_loss(colors: torch.Tensor, labels: torch.Tensor, palette_colors: torch.Tensor, tau: float,
                ignore_index: int | None = None) -> torch.Tensor:
-    """Mean cross-entropy of :func:`palette_logits` against ``labels`` ``(B, H, W)``, skipping ``ignore_index``."""
-    ignore = -100 if ignore_index is None else ignore_index
-    if not bool((labels != ignore).any()):
-        return colors.float().sum() * 0.0  # nothing labelled: no signal (cross_entropy would give NaN)
-    logits = palette_logits(colors.float(), palette_colors.float(), tau)
-    return F.cross_entropy(logits, labels.long(), ignore_index=ignore)
+    """Mean cross-entropy of :func:`palette_logits` against ``labels`` ``(B, H, W)``, skipping ``ignore_index``
+    (the class head's loss, :func:`semflow.flow.class_head.head_loss`, on colour-space logits)."""
+    return head_loss(palette_logits(colors.float(), palette_colors.float(), tau), labels, ignore_index)

@@ -11,12 +11,12 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from semflow.config import ModelConfig, ObjectiveConfig
 from semflow.codecs import Codec, Posterior
 from semflow.data.base import DatasetInfo
 from semflow.errors import SemflowInputError
+from semflow.flow.class_head import head_labels, head_loss, logits_at
 from semflow.models.base import SegmentationOutput, Segmenter
 from semflow.data.transforms import resize_label
 
@@ -38,10 +38,7 @@ class DiscriminativeSegmenter(Segmenter, method="discriminative"):
     def logits(self, network: nn.Module, z_image: torch.Tensor) -> torch.Tensor:
         """Class logits ``(B, K, h, w)`` at the model size from image latents ``(B, C, h/f, w/f)``."""
         out = network(z_image, torch.zeros(z_image.shape[0], device=z_image.device))
-        out = out.sample if hasattr(out, "sample") else out
-        if tuple(out.shape[-2:]) != self.size:
-            out = F.interpolate(out.float(), size=self.size, mode="bilinear", align_corners=False)
-        return out
+        return logits_at(out.sample if hasattr(out, "sample") else out, self.size)
 
     def posterior_training_loss(
         self,
@@ -52,13 +49,13 @@ class DiscriminativeSegmenter(Segmenter, method="discriminative"):
         objective: ObjectiveConfig | None = None,
         self_aligned: bool = False,
     ) -> torch.Tensor:
-        """Mean cross-entropy over the labelled pixels of ``labels`` ``(B, h, w)`` (ignore pixels left out)."""
+        """Mean cross-entropy over the labelled pixels of ``labels`` ``(B, h, w)`` (ignore pixels left out; ``0``
+        for a batch with none), as a SemFlow class head is trained (:func:`semflow.flow.class_head.head_loss`)."""
         network = self.network if trainable is None else trainable
         with torch.no_grad():
             z_image = posterior.sample(generator)
-        logits = self.logits(network, z_image.to(next(network.parameters()).dtype))
-        ignore = self.dataset.ignore_index if self.dataset.ignore_index is not None else -100
-        return F.cross_entropy(logits.float(), labels.to(logits.device).long(), ignore_index=ignore)
+        return head_loss(self.logits(network, z_image.to(next(network.parameters()).dtype)), labels,
+                         self.dataset.ignore_index)
 
     @torch.no_grad()
     def segment(self, images: torch.Tensor, steps: int = 1, solver: str | None = None,
@@ -70,7 +67,7 @@ class DiscriminativeSegmenter(Segmenter, method="discriminative"):
         if steps < 1:
             raise SemflowInputError(f"steps={steps}; expected a whole number >= 1")
         z_image = self.encode_input(images) if latents is None else latents
-        predicted = self.logits(self.network, z_image).argmax(1)
+        predicted = head_labels(self.logits(self.network, z_image), self.size)
         in_size = (int(images.shape[-2]), int(images.shape[-1]))
         return SegmentationOutput(labels=resize_label(predicted, in_size),
                                   pseudo_mask=self.palette.encode(predicted))

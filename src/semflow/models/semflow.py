@@ -158,9 +158,10 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             if objective.self_align_solver == "snap":
                 # The states of the model's own snap solves, projected as segment() projects. (The solve needs no
                 # gradient, so the head reads through the unwrapped velocity module.)
+                head = None
                 if self.velocity.head_channels:
-                    forward = HeadReader(self.velocity, None if condition is None else condition[:half])
-                project = self._projection(forward if isinstance(forward, HeadReader) else None)
+                    forward = head = HeadReader(self.velocity, None if condition is None else condition[:half])
+                project = self._projection(head)
             own = self_aligned_sample(forward, z0[:aligned], z1[:aligned], objective.self_align_steps, generator,
                                       backward_velocity=backward, project=project)
             t, z_t = torch.cat([own.t, t]), torch.cat([own.z_t, z_t])
