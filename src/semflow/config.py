@@ -273,7 +273,8 @@ class TrainConfig:
     and shrink on-disk images once (:class:`semflow.data.cache.DecodedCache`) so loading keeps up.
     ``batch_size`` is per process; the effective batch is ``batch_size * processes * gradient_accumulation_steps``;
     ``scale_lr`` multiplies ``lr`` by ``processes * gradient_accumulation_steps`` (linear scaling; logged).
-    ``augment``: ``scale-crop-flip`` (random scale in [1, 1.5], random crop, random left-right flip),
+    ``augment``: ``scale-crop-flip`` (the whole image at the model's aspect ratio, as evaluation sees it,
+    zoomed by a random factor in [1, 1.5], random crop, random left-right flip),
     ``flip`` (resized to the model size, random flip) or ``none`` (resized to the model size).
     ``cache_latents``: encode every training image once and keep its posterior ``(mean, std)``, drawing
     ``z0 = mean + std * eps`` each step: the same loss as without the cache, for frozen codecs. It needs

@@ -47,11 +47,16 @@ def train_transform(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random scale, random crop to ``size`` and random horizontal flip.
 
+    The whole image is first resized to ``size`` times a factor drawn from ``scale``, to the model's aspect
+    ratio as :func:`eval_transform` resizes it, so that training and evaluation see the same geometry (a square
+    model on 4:3 photos sees them squeezed by 4/3 in both; keeping the photo's aspect here instead would train
+    on shapes the model never meets at test time). At factor 1 the crop is the evaluation input itself.
+
     Args:
         sample: original-size sample.
         size: output ``(h, w)``.
         generator: source of randomness (so a seed reproduces the augmentation).
-        scale: the image is first resized so that it covers ``size`` times a factor drawn from ``scale``.
+        scale: range of the factor; a factor above 1 zooms in before the random crop.
         flip: flip left-right with probability 1/2.
 
     Returns:
@@ -60,10 +65,8 @@ def train_transform(
     image = sample["image"].float() / 255.0
     label = sample["label"]
     h, w = size
-    in_h, in_w = image.shape[-2:]
     factor = float(torch.empty(()).uniform_(scale[0], scale[1], generator=generator))
-    cover = max(h / in_h, w / in_w) * factor
-    mid = (max(h, round(in_h * cover)), max(w, round(in_w * cover)))
+    mid = (max(h, round(h * factor)), max(w, round(w * factor)))
     image, label = resize_image(image, mid), resize_label(label, mid)
     top = int(torch.randint(0, mid[0] - h + 1, (), generator=generator))
     left = int(torch.randint(0, mid[1] - w + 1, (), generator=generator))
