@@ -103,7 +103,8 @@ class ModelConfig:
         readout: how a segmentation's classes are read: ``palette`` (paper: each pixel's nearest palette colour
             in the final mask) or ``head``: the network also outputs ``K`` class logits of the mask end at every
             call (``K`` more output channels, trained by cross-entropy at every training state), the classes are
-            the argmax of the last call's logits, and ``snap`` projects onto those classes' palette colours. The
+            the argmax of the class probabilities averaged over a solve's calls (one step: the logits at
+            ``t = 0``), and ``snap`` projects onto those classes' palette colours. The
             flow, its states and synthesis are unchanged (:mod:`semflow.flow.class_head`).
     """
 
