@@ -15,12 +15,12 @@ that exists.
 from __future__ import annotations
 
 import argparse
-import json
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 
 def main() -> int:
@@ -33,6 +33,7 @@ def main() -> int:
 
     from semflow.data import open_dataset
     from semflow.errors import SemflowInputError
+    from semflow.io import write_image, write_json
 
     if args.out.exists():
         print(f"error: --out {args.out} exists; expected a new folder", file=sys.stderr)
@@ -53,21 +54,24 @@ def main() -> int:
     lut = np.zeros((256, 3), np.uint8)
     lut[:] = args.ignore_color
     lut[: len(colors)] = colors
-    tmp = args.out.with_name(args.out.name + ".partial")
-    for split, dataset in sets.items():
-        (tmp / "images" / split).mkdir(parents=True, exist_ok=True)
-        (tmp / "masks" / split).mkdir(parents=True, exist_ok=True)
-        for i in range(len(dataset)):
-            sample = dataset[i]
-            name = sample["name"]
-            Image.fromarray(sample["image"].permute(1, 2, 0).numpy()).save(tmp / "images" / split / f"{name}.jpg",
-                                                                         quality=95)
-            Image.fromarray(lut[sample["label"].numpy().astype(np.int64)]).save(tmp / "masks" / split / f"{name}.png")
-        print(f"{split}: {len(dataset)} pairs")
-    classes = {"classes": [{"name": n, "color": c} for n, c in zip(info.class_names, colors)],
-               "ignore_index": 255, "ignore_color": list(args.ignore_color), "color_tolerance": 16}
-    (tmp / "classes.json").write_text(json.dumps(classes, indent=1) + "\n")
-    tmp.rename(args.out)
+    # Written beside --out and renamed at the end: the folder is whole or absent.
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=args.out.parent, prefix=f".{args.out.name}."))
+    tmp.chmod(0o755)  # mkdtemp makes it 0700
+    try:
+        for split, dataset in sets.items():
+            for i in range(len(dataset)):
+                sample = dataset[i]
+                write_image(sample["image"].permute(1, 2, 0).numpy(), tmp / "images" / split / f"{sample['name']}.jpg")
+                write_image(lut[sample["label"].numpy()], tmp / "masks" / split / f"{sample['name']}.png")
+            print(f"{split}: {len(dataset)} pairs")
+        write_json({"classes": [{"name": n, "color": c} for n, c in zip(info.class_names, colors)],
+                    "ignore_index": 255, "ignore_color": list(args.ignore_color), "color_tolerance": 16},
+                   tmp / "classes.json")
+        tmp.rename(args.out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     print(f"wrote {args.out}")
     return 0
 

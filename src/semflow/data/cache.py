@@ -3,8 +3,8 @@
 Decoding a 640x480 COCO JPEG and its mask costs about 10 ms; a CPU training step at 64x64 costs about 100 ms an
 image, so every epoch spends some 15% of the cores on decoding the same files again (measured by
 ``bench/loader_throughput.py``; numbers in ``docs/data.md``). :class:`DecodedCache` decodes each sample once,
-shrinks it to the least size the training transform can need, and keeps it in two memory-mapped files; reading a
-sample back is a copy of a few kilobytes.
+shrinks it (keeping its aspect) to the least size that covers what the training transform can need, and keeps
+it in two memory-mapped files; reading a sample back is a copy of a few kilobytes.
 
 What is kept: the image resized (antialiased bilinear, as :func:`semflow.data.transforms.resize_image`) so that it
 still covers ``min_size * scale_max`` (the largest intermediate size of ``train_transform`` with scale up to

@@ -48,9 +48,8 @@ def head_labels(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 class HeadReader:
-    """``v(z, t)`` for a solver that keeps the class logits of its latest call (``logits``, ``(B, K, h, w)``) and
-    the sum of every call's class probabilities (``probabilities``, ``(B, K, h, w)`` float), which
-    :meth:`labels` reads.
+    """``v(z, t)`` for a solver that keeps the sum of every call's class probabilities (``probabilities``,
+    ``(B, K, h, w)`` float), which :meth:`labels` reads.
 
     Args:
         velocity: a :class:`VelocityModel` with a head.
@@ -62,12 +61,10 @@ class HeadReader:
             raise ValueError("HeadReader needs a velocity model with a class head (head_channels > 0)")
         self.velocity = velocity
         self.condition = condition
-        self.logits: torch.Tensor | None = None
         self.probabilities: torch.Tensor | None = None
 
     def __call__(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         ends = self.velocity.endpoints(z, t, self.condition)
-        self.logits = ends.logits
         p = ends.logits.float().softmax(1)
         self.probabilities = p if self.probabilities is None else self.probabilities + p
         return ends.velocity

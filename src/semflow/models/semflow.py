@@ -208,7 +208,8 @@ class SemFlowPipeline(Segmenter, method="semflow"):
 
     def _projection(self, head: HeadReader | None):
         """The ``snap`` solver's projection of a predicted end: onto the palette colours of the classes the head
-        read at the same call, or (no head) of each pixel's nearest palette colour."""
+        has read so far (the mean of its calls, this one included), or (no head) of each pixel's nearest palette
+        colour."""
         if head is None:
             return self.snap_to_palette
         return lambda end: self._with_mask_of(end, head.labels(self.size))
@@ -228,8 +229,8 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             return_trajectory: also return the decoded pseudo-mask at the start and after every step.
             latents: :meth:`encode_input` of ``images``, when already computed (scoring several step counts).
 
-        With ``model.readout=head`` the labels are the class head's at the last network call
-        (:mod:`semflow.flow.class_head`); ``pseudo_mask`` is the decoded final state either way.
+        With ``model.readout=head`` the labels are the argmax of the head's class probabilities averaged over the
+        solve's network calls (:mod:`semflow.flow.class_head`); ``pseudo_mask`` is the decoded final state either way.
         """
         solver = self.check_solver(solver)
         image = self.encode_input(images) if latents is None else latents
