@@ -55,6 +55,7 @@ PERTURBATIONS = ("uniform", "gaussian")
 PARAMETERIZATIONS = ("velocity", "endpoints")
 STATES = ("shared", "stacked")
 CONDITIONS = ("none", "known-end")
+IMAGE_SOURCES = ("fill", "class-means")
 READOUTS = ("palette", "head")
 SELF_ALIGN_SOLVERS = ("euler", "snap")
 
@@ -92,6 +93,11 @@ class ModelConfig:
         state_image_noise: ``stacked`` only: standard deviation of the image part's fill at the mask end, where
             synthesis starts (``None``: ``state_noise``). A larger one gives synthesis a real source of variety
             while the mask part's fill, where segmentation starts, stays small.
+        image_source: ``stacked`` only: what the image part holds at the mask end, where synthesis starts:
+            ``fill`` (that fill alone) or ``class-means``: the mask painted with a scene's class-mean latents, plus
+            the fill. Training paints each mask with its own image's means; synthesis with those of a training
+            scene drawn at random (saved with the model as ``scenes.safetensors``), so a mask's samples differ by
+            the colours of real scenes (:mod:`semflow.flow.class_means`).
         condition: ``none`` (paper: ``v(z_t, t)`` alone) or ``known-end``: the network also sees the end a solve
             starts from, unchanged at every step, ``[E(image), 0]`` when segmenting and ``[0, E(mask)]`` when
             synthesizing (``2C`` more input channels; training draws the direction per sample, segmentation at
@@ -123,6 +129,7 @@ class ModelConfig:
     state: str = "shared"
     state_noise: float = 0.0
     state_image_noise: float | None = None
+    image_source: str = "fill"
     condition: str = "none"
     solver: str | None = None
     readout: str = "palette"
@@ -147,6 +154,9 @@ class ModelConfig:
             _check_at_least("model.state_image_noise", self.state_image_noise)
             if self.state != "stacked":
                 raise SemflowInputError("model.state_image_noise applies only to model.state=stacked")
+        _check_choice("model.image_source", self.image_source, IMAGE_SOURCES)
+        if self.image_source != "fill" and self.state != "stacked":
+            raise SemflowInputError(f"model.image_source={self.image_source} applies only to model.state=stacked")
         _check_choice("model.condition", self.condition, CONDITIONS)
         if self.solver is not None:
             if self.method != "semflow":
@@ -386,8 +396,8 @@ DEFAULT_PRESET = "recommended"
 
 
 # What only a SemFlow model has: a preset's values for these do not apply to the baselines.
-_FLOW_ONLY = {"model": ("state", "state_noise", "state_image_noise", "parameterization", "perturbation", "condition",
-                        "solver", "readout"),
+_FLOW_ONLY = {"model": ("state", "state_noise", "state_image_noise", "image_source", "parameterization",
+                        "perturbation", "condition", "solver", "readout"),
               "train": ("objective",)}
 
 

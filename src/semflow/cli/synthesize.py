@@ -21,7 +21,7 @@ from semflow.cli.common import add_device_arg, add_solver_arg, load_pipeline, po
 from semflow.cli.speed import add_speed_args, apply_speed_args
 from semflow.data.transforms import resize_label
 from semflow.errors import SemflowInputError, SemflowOutputError
-from semflow.io import list_images, read_mask, write_image
+from semflow.io import list_images, read_image, read_mask, write_image
 from semflow.outputs import FolderLock, check_output_folder, plan_outputs
 from semflow.seeding import make_generator
 
@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=sample_count, default=1, help=f"images per mask K (default 1, at most {MAX_SAMPLES})")
     p.add_argument("--seed", type=int, default=0, help="seed of the perturbations: same seed, same images")
     add_solver_arg(p)
+    p.add_argument("--colors-from", type=Path, metavar="IMAGE",
+                   help="paint every mask with the class colours of this photo (segmented by the model), instead of a "
+                        "training scene drawn per image; models trained with model.image_source=class-means")
     p.add_argument("--batch-size", type=positive_int, default=8, help="masks per forward pass")
     add_device_arg(p)
     add_speed_args(p)
@@ -82,6 +85,15 @@ def to_mask_size(image: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(small[0].permute(1, 2, 0).numpy())
 
 
+def reference_colors(pipe, path: Path) -> torch.Tensor:
+    """The class colours ``(1, K + 1, C)`` of the photo at ``path``, segmented by ``pipe`` in one step."""
+    if getattr(pipe.config, "image_source", "fill") != "class-means":
+        raise SemflowInputError(f"--colors-from needs a model trained with model.image_source=class-means; {path} "
+                                "cannot colour this one's syntheses")
+    image = read_image(path).float()[None] / 255.0
+    return pipe.scene_colors(image, steps=1)
+
+
 def run(args: argparse.Namespace) -> int:
     from semflow.cli.parallel import inference_device, my_share, process_state, stop_if_any_failed
 
@@ -105,6 +117,12 @@ def run(args: argparse.Namespace) -> int:
             labels.append(label)
     except SemflowInputError as err:
         error = err
+    colors = None
+    if error is None and args.colors_from is not None:
+        try:
+            colors = reference_colors(pipe, args.colors_from)
+        except SemflowInputError as err:
+            error = err
     stop_if_any_failed(state, error)
     precision = apply_speed_args(pipe, args)
     done, current = 0, args.out
@@ -117,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
                 generators = [make_generator(args.seed, index) for index in indices[start : start + args.batch_size]]
                 with precision:
                     out = pipe.synthesize(batch, steps=args.steps, samples=args.samples, solver=args.solver,
-                                          generator=generators)
+                                          generator=generators, colors=colors)
                 for i, label in enumerate(chunk):
                     # Back to the mask's own size, so images and masks line up; one image at a time.
                     for k, current in enumerate(outputs[indices[start + i]]):

@@ -57,9 +57,14 @@ class StateLayout:
         the batch it came in: what deterministic segmentation needs)."""
         return torch.cat([z, self._fill(z, generator, per_sample)], dim=1) if self.stacked else z
 
-    def mask_state(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The state at ``t = 1`` for mask latents ``z`` ``(B, C, h, w)``: ``z`` itself, or ``[fill, z]``."""
-        return torch.cat([self._fill(z, generator, std=self.image_noise), z], dim=1) if self.stacked else z
+    def mask_state(self, z: torch.Tensor, generator: torch.Generator | None = None,
+                   source: torch.Tensor | None = None) -> torch.Tensor:
+        """The state at ``t = 1`` for mask latents ``z`` ``(B, C, h, w)``: ``z`` itself, or ``[fill, z]``; with a
+        ``source`` (same shape: a painting of the mask, :mod:`semflow.flow.class_means`) ``[source + fill, z]``."""
+        if not self.stacked:
+            return z
+        image = self._fill(z, generator, std=self.image_noise)
+        return torch.cat([image if source is None else source.to(image.dtype) + image, z], dim=1)
 
     def image_part(self, state: torch.Tensor) -> torch.Tensor:
         """The image latents of a state ``(B, C or 2C, h, w)``: what the codec decodes into an image."""

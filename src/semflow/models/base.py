@@ -39,6 +39,9 @@ from semflow.weights import PICKLE_SUFFIXES
 CONFIG_NAME = "semflow_config.json"
 NETWORK_DIR = "network"
 CODEC_DIR = "codec"
+# Files a method may keep beside its network (SemFlow's scene bank, semflow.flow.class_means): a model saved
+# over an old folder removes the old ones.
+EXTRA_FILES = ("scenes.safetensors",)
 FORMAT_VERSION = 1
 
 #: ``model.method`` to its class, filled by :meth:`Segmenter.__init_subclass__`.
@@ -234,17 +237,18 @@ class Segmenter(nn.Module):
                             **({"slots": list(self.palette.slots)} if self.palette.slots is not None else {})},
                 "beta": self.beta,
             }
+            extras = self.save_extras(tmp)
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
             if directory.exists():
                 # Keep whatever else lives in the folder (loss history, checkpoints): replace only our parts.
-                for name in (NETWORK_DIR, CODEC_DIR, CONFIG_NAME):
+                for name in (NETWORK_DIR, CODEC_DIR, *EXTRA_FILES, CONFIG_NAME):
                     old = directory / name
                     if old.is_dir():
                         shutil.rmtree(old)
                     elif old.exists():
                         old.unlink()
                 # The config goes last: its presence marks a complete model.
-                for name in (NETWORK_DIR, CODEC_DIR, CONFIG_NAME):
+                for name in (NETWORK_DIR, CODEC_DIR, *extras, CONFIG_NAME):
                     (tmp / name).rename(directory / name)
                 tmp.rmdir()
             else:
@@ -252,6 +256,13 @@ class Segmenter(nn.Module):
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+
+    def save_extras(self, directory: Path) -> tuple[str, ...]:
+        """Write what a method keeps beside its network into ``directory`` and name the files (none here)."""
+        return ()
+
+    def load_extras(self, directory: Path) -> None:
+        """Read what :meth:`save_extras` wrote (nothing here)."""
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> Segmenter:
@@ -316,6 +327,7 @@ class Segmenter(nn.Module):
                                     f"{config.codec} codec ({err})") from None
         check_finite(network, directory / NETWORK_DIR)
         model = target(codec, network, config, dataset)
+        model.load_extras(directory)
         saved = meta.get("palette")
         slots = None if model.palette.slots is None else list(model.palette.slots)
         if isinstance(saved, dict) and (saved.get("k"), saved.get("s"), saved.get("slots")) != (

@@ -24,6 +24,7 @@ from semflow.data.transforms import resize_label
 from semflow.errors import SemflowInputError
 from semflow.flow.class_head import HeadReader, head_loss
 from semflow.flow.class_loss import class_loss
+from semflow.flow.class_means import SceneBank, class_means, paint
 from semflow.flow.path import sample_path, sample_time
 from semflow.flow.self_alignment import self_aligned_sample
 from semflow.flow.solver import SOLVERS, ODESolver, time_grid
@@ -66,6 +67,9 @@ class SemFlowPipeline(Segmenter, method="semflow"):
                                       head_channels=self.head_channels(dataset, config))
         self.layout = StateLayout(config.state, config.state_noise, config.state_image_noise)
         self.known_end = config.condition == "known-end"
+        # model.image_source=class-means: the training scenes' class colours synthesis paints masks with (set by
+        # training, saved with the model; semflow.flow.class_means).
+        self.scenes: SceneBank | None = None
 
     @classmethod
     def network_channels(cls, codec: Codec, dataset: DatasetInfo, config: ModelConfig) -> tuple[int, int]:
@@ -100,6 +104,51 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         """``v``: the network behind the time conversion."""
         return self.velocity
 
+    def require_scenes(self) -> SceneBank:
+        """The scene bank synthesis draws from (``model.image_source=class-means``); a clear error where the model
+        has none (a model built from a config and never trained)."""
+        if self.scenes is None:
+            raise SemflowInputError("model.image_source=class-means synthesizes from the training scenes' class "
+                                    "colours, and this model has none: train it (semflow train collects them)")
+        return self.scenes
+
+    def _check_colors(self, colors: torch.Tensor, batch: int) -> torch.Tensor:
+        shape = (self.palette.num_classes + 1, self.codec.latent_channels)
+        if colors.dim() != 3 or tuple(colors.shape[1:]) != shape or colors.shape[0] not in (1, batch):
+            raise SemflowInputError(f"colors of shape {tuple(colors.shape)}; expected (B or 1, {shape[0]}, {shape[1]})"
+                                    f" for {batch} mask(s)")
+        return colors.expand(batch, -1, -1)
+
+    @torch.no_grad()
+    def scene_colors(self, images: torch.Tensor, labels: torch.Tensor | None = None, steps: int = 1) -> torch.Tensor:
+        """The class colours of reference images, what :meth:`synthesize` paints masks with (``colors``): their
+        latents averaged over each class, ``(B, K + 1, C)``.
+
+        Args:
+            images: ``(B, 3, H, W)`` in ``[0, 1]``, any size (resized to the model size).
+            labels: their class maps ``(B, H, W)``; default: this model's own segmentation in ``steps`` steps.
+
+        Classes a reference does not show take their mean over the training scenes.
+        """
+        bank = self.require_scenes()
+        if labels is None:
+            labels = self.segment(images, steps=steps).labels
+        latents = self.encode_input(images)
+        means, present = class_means(latents, resize_label(labels.long().cpu(), self.size), self.palette.num_classes)
+        return torch.where(present.unsqueeze(-1), means, bank.fallback.to(means.device, means.dtype))
+
+    def save_extras(self, directory) -> tuple[str, ...]:
+        """Write the scene bank, where there is one, beside the network (:meth:`Segmenter.save_pretrained`)."""
+        if self.scenes is None:
+            return ()
+        self.scenes.save(directory)
+        return (SceneBank.FILE,)
+
+    def load_extras(self, directory) -> None:
+        """Read the scene bank of a ``model.image_source=class-means`` folder (:meth:`Segmenter.from_pretrained`)."""
+        if self.config.image_source == "class-means":
+            self.scenes = SceneBank.load(directory, self.palette.num_classes, self.codec.latent_channels)
+
     # ------------------------------------------------------------------ training objective
     def posterior_training_loss(
         self,
@@ -132,7 +181,10 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             image = posterior.sample(generator)
             z0 = self.layout.image_state(image, generator)
             mask = self.encode_masks(labels, generator=generator)
-            z1 = self.layout.mask_state(mask, generator)
+            source = None
+            if self.config.image_source == "class-means":  # the mask painted with its own image's class means
+                source = paint(labels, class_means(image, labels, self.palette.num_classes)[0], image.shape[-2:])
+            z1 = self.layout.mask_state(mask, generator, source=source)
         # The first ``aligned`` samples come from the model's own solves, the rest from the straight path.
         aligned = round(objective.self_align_share * z0.shape[0]) if self_aligned else 0
         t = sample_time(z0.shape[0] - aligned, z0.device, generator=generator, sampling=objective.time)
@@ -263,6 +315,7 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         seed: int | None = None,
         solver: str | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
+        colors: torch.Tensor | None = None,
     ) -> SynthesisOutput:
         """Synthesize ``samples`` images per mask, each from a fresh perturbation of the pseudo-mask.
 
@@ -277,6 +330,9 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             generator: alternatively, a CPU generator to draw the perturbations from, or a list of ``B``
                 of them, one per mask: then mask ``b``'s images depend on its generator alone, not on the
                 other masks of the batch (as diffusers pipelines treat a list of generators).
+            colors: ``model.image_source=class-means`` only: the class colours to paint the masks with, ``(B or 1,
+                K + 1, C)`` as :meth:`scene_colors` returns them, instead of a training scene drawn per sample (the
+                samples of a mask then differ by the fill alone).
         """
         solver = self.check_solver(solver)
         if labels.dim() != 3:
@@ -299,7 +355,20 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         mask = self.codec.encode_mask((noisy / 255.0).to(device=p.device, dtype=p.dtype))
         z1 = mask
         if self.layout.stacked:
-            z1 = torch.cat([self.layout.mask_state(z_b, g) for z_b, g in zip(mask.split(samples), generators)])
+            sources: list[torch.Tensor | None] = [None] * len(generators)
+            if self.config.image_source == "class-means":
+                bank = self.require_scenes()
+                # Each sample paints its mask with the class colours of a training scene drawn at random (or the
+                # colours given for its mask).
+                given = None if colors is None else self._check_colors(colors, labels.shape[0]).to(p.device, p.dtype)
+                sources = [paint(m_b, (bank.draw(samples, g) if given is None else given[b].expand(samples, -1, -1))
+                                 .to(device=p.device, dtype=p.dtype), tuple(mask.shape[-2:]))
+                           for b, (m_b, g) in enumerate(zip(repeated.split(samples), generators))]
+            elif colors is not None:
+                raise SemflowInputError("colors apply to a model trained with model.image_source=class-means; this "
+                                        f"one starts synthesis from model.image_source={self.config.image_source}")
+            z1 = torch.cat([self.layout.mask_state(z_b, g, source=s_b)
+                            for z_b, g, s_b in zip(mask.split(samples), generators, sources)])
         field = self._field(self.known_end_condition(mask=mask) if self.known_end else None)
         out = ODESolver(field).sample(z1, time_grid(steps, reverse=True, device=z1.device), method=solver)
         images = self.codec.decode(self.layout.image_part(out.z)).float().clamp(0, 1)

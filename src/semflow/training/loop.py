@@ -52,6 +52,7 @@ from semflow.training.checkpoint import (
 from semflow.training.data import CachedPairs, TrainingPairs
 from semflow.training.history import LOSS_FILE, Row, read_loss, write_loss
 from semflow.training.latents import build_posterior_cache
+from semflow.training.scenes import collect_scenes
 from semflow.training.launcher import make_accelerator, resolve_precision
 
 TRAIN_CONFIG_FILE = "train_config.json"
@@ -205,6 +206,11 @@ def _setup(config: RunConfig, out: Path, dataset: SegmentationDataset | None, re
                                          workers=max(tc.num_workers, 1))
     model.codec.requires_grad_(False)
     model.to(accelerator.device)
+    if config.model.image_source == "class-means":
+        began = time.perf_counter()
+        model.scenes = collect_scenes(model, dataset)  # type: ignore[arg-type]
+        accelerator.print(f"collected the class colours of {model.scenes.means.shape[0]} training scene(s) for "
+                          f"synthesis in {time.perf_counter() - began:.1f} s")
 
     pairs: TrainingPairs | CachedPairs
     if tc.cache_latents:

@@ -1,0 +1,38 @@
+"""Collecting the scene bank of a ``model.image_source=class-means`` model (:mod:`semflow.flow.class_means`).
+
+The class means of up to ``max_scenes`` evenly spaced training scenes, each taken whole as evaluation sees it
+(resized to the model size, no crop or flip) and encoded as segmentation encodes it (the posterior mode).
+Deterministic: a resumed run collects the same bank.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import torch
+
+from semflow.data.base import SegmentationDataset
+from semflow.data.transforms import resize_pair
+from semflow.evaluation.subset import evenly_spaced_indices
+from semflow.flow.class_means import SceneBank, class_means
+from semflow.models.semflow import SemFlowPipeline
+
+MAX_SCENES = 512
+
+
+@torch.no_grad()
+def collect_scenes(model: SemFlowPipeline, dataset: SegmentationDataset, max_scenes: int = MAX_SCENES,
+                   batch_size: int = 16,
+                   progress: Callable[[Iterable[Any]], Iterable[Any]] = lambda it: it) -> SceneBank:
+    """The class means ``(N, K + 1, C)`` of ``N = min(len(dataset), max_scenes)`` training scenes."""
+    indices = evenly_spaced_indices(len(dataset), max_scenes) or list(range(len(dataset)))
+    means, present = [], []
+    starts = range(0, len(indices), batch_size)
+    for start in progress(starts):
+        pairs = [resize_pair(dataset[i], model.size) for i in indices[start:start + batch_size]]
+        images = torch.stack([image for image, _ in pairs])
+        labels = torch.stack([label for _, label in pairs])
+        m, p = class_means(model.encode_input(images).float(), labels, model.palette.num_classes)
+        means.append(m.cpu())
+        present.append(p.cpu())
+    return SceneBank(torch.cat(means), torch.cat(present))
