@@ -55,6 +55,7 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "recommended-noise-0.25": (DEFAULT_PRESET, ["model.state_noise=0.25"]),
     "recommended-shared": (DEFAULT_PRESET, ["model.state=shared", "model.state_noise=0"]),
     "recommended-palette": (DEFAULT_PRESET, ["model.readout=palette"]),
+    "recommended-fill": (DEFAULT_PRESET, ["model.image_source=fill", "model.state_image_noise=null"]),
 }
 
 

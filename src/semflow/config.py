@@ -368,6 +368,11 @@ PRESETS: dict[str, dict[str, Any]] = {
             # A small Gaussian fill gives synthesis variety (3.7x the paper's on the demo); larger fills give
             # more variety but cost segmentation at many steps (docs/quality.md).
             "state": "stacked", "state_noise": 0.1,
+            # Synthesis starts from the mask painted with the class colours of a training scene drawn per sample,
+            # and no fill on top: CamVid at 2000 steps, SIS-mIoU 32.1 with 3.1x the paper preset's diversity and
+            # FD-seg 2.53, against 25.8, 1.4x and 11.26 from the fill alone; segmentation within noise
+            # (docs/quality.md, "A scene's colours as the synthesis source").
+            "image_source": "class-means", "state_image_noise": 0.0,
             # Class colours spread over the whole colour cube (the separated palette, farther apart still,
             # scored lower on CamVid: docs/quality.md).
             "palette": {"kind": "spread"},
