@@ -95,7 +95,7 @@ class ModelConfig:
             while the mask part's fill, where segmentation starts, stays small.
         image_source: ``stacked`` only: what the image part holds at the mask end, where synthesis starts:
             ``fill`` (that fill alone) or ``class-means``: the mask painted with a scene's class-mean latents, plus
-            the fill. Training paints each mask with its own image's means; synthesis with those of a training
+            that fill (``recommended`` sets ``state_image_noise=0``: none). Training paints each mask with its own image's means; synthesis with those of a training
             scene drawn at random (saved with the model as ``scenes.safetensors``), so a mask's samples differ by
             the colours of real scenes (:mod:`semflow.flow.class_means`).
         condition: ``none`` (paper: ``v(z_t, t)`` alone) or ``known-end``: the network also sees the end a solve
@@ -365,8 +365,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "recommended": {
         "model": {
             # Image and mask in separate channels: paths stop crossing, so more Euler steps stop hurting.
-            # A small Gaussian fill gives synthesis variety (3.7x the paper's on the demo); larger fills give
-            # more variety but cost segmentation at many steps (docs/quality.md).
+            # A small Gaussian fill in the mask part, where segmentation starts (larger fills cost segmentation at
+            # many steps; docs/quality.md).
             "state": "stacked", "state_noise": 0.1,
             # Synthesis starts from the mask painted with the class colours of a training scene drawn per sample,
             # and no fill on top: CamVid at 2000 steps, SIS-mIoU 32.1 with 3.1x the paper preset's diversity and

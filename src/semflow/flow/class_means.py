@@ -41,7 +41,7 @@ def class_means(z: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tupl
         ``means`` ``(B, K + 1, C)``: row ``c < K`` the mean over the pixels of class ``c`` (zero where absent), row
         ``K`` the mean over the whole scene; ``present`` ``(B, K + 1)`` bool: which rows are means of something.
     """
-    batch, channels, h, w = z.shape
+    h, w = z.shape[-2:]
     small = resize_label(labels.long(), (h, w)).to(z.device).flatten(1)  # (B, h*w)
     small = torch.where((small >= 0) & (small < num_classes), small, torch.full_like(small, num_classes))
     onehot = torch.nn.functional.one_hot(small, num_classes + 1).to(torch.float32)  # (B, h*w, K+1)
@@ -86,14 +86,6 @@ class SceneBank:
         pooled = (self.means.float() * weight).sum(0) / weight.sum(0).clamp(min=1)
         self.fallback = torch.where(self.present.any(0).unsqueeze(-1), pooled, overall).to(self.means.dtype)
 
-    @property
-    def num_classes(self) -> int:
-        return self.means.shape[1] - 1
-
-    @property
-    def channels(self) -> int:
-        return self.means.shape[2]
-
     def draw(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``count`` scenes drawn uniformly with replacement (``generator`` on the CPU): means ``(count, K + 1, C)``,
         absent classes filled in."""
@@ -101,6 +93,7 @@ class SceneBank:
         return torch.where(self.present[index].unsqueeze(-1), self.means[index], self.fallback)
 
     def save(self, directory: Path) -> None:
+        """Write ``directory/scenes.safetensors``."""
         from safetensors.torch import save_file
 
         save_file({"means": self.means.float().contiguous().cpu(), "present": self.present.to(torch.uint8).cpu()},

@@ -12,6 +12,7 @@ time through :class:`semflow.flow.velocity.VelocityModel` (the one place ``t`` b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -137,14 +138,14 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         means, present = class_means(latents, resize_label(labels.long().cpu(), self.size), self.palette.num_classes)
         return torch.where(present.unsqueeze(-1), means, bank.fallback.to(means.device, means.dtype))
 
-    def save_extras(self, directory) -> tuple[str, ...]:
+    def save_extras(self, directory: Path) -> tuple[str, ...]:
         """Write the scene bank, where there is one, beside the network (:meth:`Segmenter.save_pretrained`)."""
         if self.scenes is None:
             return ()
         self.scenes.save(directory)
         return (SceneBank.FILE,)
 
-    def load_extras(self, directory) -> None:
+    def load_extras(self, directory: Path) -> None:
         """Read the scene bank of a ``model.image_source=class-means`` folder (:meth:`Segmenter.from_pretrained`)."""
         if self.config.image_source == "class-means":
             self.scenes = SceneBank.load(directory, self.palette.num_classes, self.codec.latent_channels)
