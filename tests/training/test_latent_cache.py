@@ -73,3 +73,7 @@ def test_cached_training_matches_uncached(tmp_path, codec, augment):
         # Same images, posteriors and random numbers; only the encoder's batch composition differs.
         torch.testing.assert_close(cached[key], plain[key], rtol=1e-5, atol=1e-6, msg=key)
     assert (tmp_path / "plain" / "loss.csv").read_text().splitlines()[1:] != []
+    # The scene bank (recommended: model.image_source=class-means): read off the cache, as encoding the images gives it.
+    banks = [load_file(str(tmp_path / run / "scenes.safetensors")) for run in ("plain", "cached")]
+    torch.testing.assert_close(banks[1]["means"], banks[0]["means"], rtol=1e-5, atol=1e-6)
+    assert torch.equal(banks[1]["present"], banks[0]["present"]) and banks[0]["means"].shape[0] == 12

@@ -52,7 +52,7 @@ from semflow.training.checkpoint import (
 from semflow.training.data import CachedPairs, TrainingPairs
 from semflow.training.history import LOSS_FILE, Row, read_loss, write_loss
 from semflow.training.latents import build_posterior_cache
-from semflow.training.scenes import collect_scenes
+from semflow.training.scenes import collect_scenes, scenes_from_cache
 from semflow.training.launcher import make_accelerator, resolve_precision
 
 TRAIN_CONFIG_FILE = "train_config.json"
@@ -206,11 +206,6 @@ def _setup(config: RunConfig, out: Path, dataset: SegmentationDataset | None, re
                                          workers=max(tc.num_workers, 1))
     model.codec.requires_grad_(False)
     model.to(accelerator.device)
-    if config.model.image_source == "class-means":
-        began = time.perf_counter()
-        model.scenes = collect_scenes(model, dataset)  # type: ignore[arg-type]
-        accelerator.print(f"collected the class colours of {model.scenes.means.shape[0]} training scene(s) for "
-                          f"synthesis in {time.perf_counter() - began:.1f} s")
 
     pairs: TrainingPairs | CachedPairs
     if tc.cache_latents:
@@ -218,6 +213,12 @@ def _setup(config: RunConfig, out: Path, dataset: SegmentationDataset | None, re
         pairs = CachedPairs(cache, tc.seed, tc.augment)
     else:
         pairs = TrainingPairs(dataset, model.size, tc.seed, tc.augment)
+    if config.model.image_source == "class-means":
+        began = time.perf_counter()
+        model.scenes = (scenes_from_cache(pairs.cache, model.palette.num_classes) if isinstance(pairs, CachedPairs)
+                        else collect_scenes(model, dataset))  # type: ignore[attr-defined, arg-type]
+        accelerator.print(f"collected the class colours of {model.scenes.means.shape[0]} training scene(s) for "
+                          f"synthesis in {time.perf_counter() - began:.1f} s")
     loader = DataLoader(pairs, batch_size=tc.batch_size, shuffle=True, drop_last=len(pairs) >= tc.batch_size,
                         num_workers=tc.num_workers)
     lr_factor = accelerator.num_processes * tc.gradient_accumulation_steps if tc.scale_lr else 1

@@ -1,8 +1,8 @@
 """Collecting the scene bank of a ``model.image_source=class-means`` model (:mod:`semflow.flow.class_means`).
 
 The class means of up to ``max_scenes`` evenly spaced training scenes, each taken whole as evaluation sees it
-(resized to the model size, no crop or flip) and encoded as segmentation encodes it (the posterior mode).
-Deterministic: a resumed run collects the same bank.
+(resized to the model size, no crop or flip) and encoded as segmentation encodes it (the posterior mode), or read
+from the latent cache, which holds exactly those posteriors. Deterministic: a resumed run collects the same bank.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from semflow.data.transforms import resize_pair
 from semflow.evaluation.subset import evenly_spaced_indices
 from semflow.flow.class_means import SceneBank, class_means
 from semflow.models.semflow import SemFlowPipeline
+from semflow.training.latents import PosteriorCache
 
 MAX_SCENES = 512
 
@@ -36,3 +37,11 @@ def collect_scenes(model: SemFlowPipeline, dataset: SegmentationDataset, max_sce
         means.append(m.cpu())
         present.append(p.cpu())
     return SceneBank(torch.cat(means), torch.cat(present))
+
+
+def scenes_from_cache(cache: PosteriorCache, num_classes: int, max_scenes: int = MAX_SCENES) -> SceneBank:
+    """The bank :func:`collect_scenes` would encode, from a latent cache's unflipped posterior means and labels
+    (no codec call)."""
+    rows = evenly_spaced_indices(len(cache), max_scenes) or list(range(len(cache)))
+    means, present = class_means(cache.mean[rows, 0], cache.labels[rows], num_classes)
+    return SceneBank(means, present)
