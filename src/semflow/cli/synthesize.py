@@ -87,7 +87,7 @@ def to_mask_size(image: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
 
 def reference_colors(pipe, path: Path) -> torch.Tensor:
     """The class colours ``(1, K + 1, C)`` of the photo at ``path``, segmented by ``pipe`` in one step."""
-    if getattr(pipe.config, "image_source", "fill") != "class-means":
+    if pipe.config.image_source != "class-means":
         raise SemflowInputError(f"--colors-from needs a model trained with model.image_source=class-means; {path} "
                                 "cannot colour this one's syntheses")
     image = read_image(path).float()[None] / 255.0

@@ -28,6 +28,13 @@ from semflow.data.transforms import resize_label
 from semflow.errors import SemflowInputError
 
 
+def _rows(labels: torch.Tensor, size: tuple[int, int], num_classes: int, device: torch.device) -> torch.Tensor:
+    """Each pixel's row of a ``(K + 1)``-row table: class maps ``(B, H, W)`` resized to ``size`` by nearest neighbour,
+    flattened to ``(B, h*w)``, the ignore label (anything outside ``0..K-1``) on row ``K``."""
+    small = resize_label(labels.long(), size).to(device).flatten(1)
+    return torch.where((small >= 0) & (small < num_classes), small, torch.full_like(small, num_classes))
+
+
 def class_means(z: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Each scene's mean latent per class.
 
@@ -41,25 +48,21 @@ def class_means(z: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tupl
         ``means`` ``(B, K + 1, C)``: row ``c < K`` the mean over the pixels of class ``c`` (zero where absent), row
         ``K`` the mean over the whole scene; ``present`` ``(B, K + 1)`` bool: which rows are means of something.
     """
-    h, w = z.shape[-2:]
-    small = resize_label(labels.long(), (h, w)).to(z.device).flatten(1)  # (B, h*w)
-    small = torch.where((small >= 0) & (small < num_classes), small, torch.full_like(small, num_classes))
-    onehot = torch.nn.functional.one_hot(small, num_classes + 1).to(torch.float32)  # (B, h*w, K+1)
-    onehot[..., num_classes] = 1.0  # every pixel counts towards the whole-scene row
-    counts = onehot.sum(dim=1)  # (B, K+1)
-    sums = onehot.transpose(1, 2) @ z.float().flatten(2).transpose(1, 2)  # (B, K+1, C)
-    means = sums / counts.clamp(min=1).unsqueeze(-1)
-    return means.to(z.dtype), counts > 0
+    rows = _rows(labels, tuple(z.shape[-2:]), num_classes, z.device)  # (B, h*w)
+    flat = z.float().flatten(2).transpose(1, 2)  # (B, h*w, C)
+    sums = flat.new_zeros(z.shape[0], num_classes + 1, z.shape[1]).scatter_add_(
+        1, rows.unsqueeze(-1).expand_as(flat), flat)
+    counts = flat.new_zeros(z.shape[0], num_classes + 1).scatter_add_(1, rows, torch.ones_like(rows, dtype=flat.dtype))
+    sums[:, num_classes], counts[:, num_classes] = flat.sum(dim=1), rows.shape[1]  # the whole scene, ignore included
+    return (sums / counts.clamp(min=1).unsqueeze(-1)).to(z.dtype), counts > 0
 
 
 def paint(labels: torch.Tensor, means: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """The class maps painted with the means: ``labels`` ``(B, H, W)`` (resized to ``size = (h, w)`` by nearest
     neighbour; the ignore label takes row ``K``) and ``means`` ``(B, K + 1, C)`` to ``(B, C, h, w)``."""
-    num_classes = means.shape[1] - 1
-    small = resize_label(labels.long(), size).to(means.device)
-    small = torch.where((small >= 0) & (small < num_classes), small, torch.full_like(small, num_classes))
-    rows = torch.gather(means, 1, small.flatten(1).unsqueeze(-1).expand(-1, -1, means.shape[2]))  # (B, h*w, C)
-    return rows.transpose(1, 2).reshape(means.shape[0], means.shape[2], *size)
+    rows = _rows(labels, size, means.shape[1] - 1, means.device)
+    painted = torch.gather(means, 1, rows.unsqueeze(-1).expand(-1, -1, means.shape[2]))  # (B, h*w, C)
+    return painted.transpose(1, 2).reshape(means.shape[0], means.shape[2], *size)
 
 
 @dataclass
@@ -86,11 +89,16 @@ class SceneBank:
         pooled = (self.means.float() * weight).sum(0) / weight.sum(0).clamp(min=1)
         self.fallback = torch.where(self.present.any(0).unsqueeze(-1), pooled, overall).to(self.means.dtype)
 
+    def complete(self, means: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """Scenes' class means ``(B, K + 1, C)`` with the rows ``present`` ``(B, K + 1)`` marks absent replaced by
+        the bank's :attr:`fallback`."""
+        return torch.where(present.unsqueeze(-1), means, self.fallback.to(means.device, means.dtype))
+
     def draw(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``count`` scenes drawn uniformly with replacement (``generator`` on the CPU): means ``(count, K + 1, C)``,
         absent classes filled in."""
         index = torch.randint(self.means.shape[0], (count,), generator=generator)
-        return torch.where(self.present[index].unsqueeze(-1), self.means[index], self.fallback)
+        return self.complete(self.means[index], self.present[index])
 
     def save(self, directory: Path) -> None:
         """Write ``directory/scenes.safetensors``."""

@@ -39,9 +39,6 @@ from semflow.weights import PICKLE_SUFFIXES
 CONFIG_NAME = "semflow_config.json"
 NETWORK_DIR = "network"
 CODEC_DIR = "codec"
-# Files a method may keep beside its network (SemFlow's scene bank, semflow.flow.class_means): a model saved
-# over an old folder removes the old ones.
-EXTRA_FILES = ("scenes.safetensors",)
 FORMAT_VERSION = 1
 
 #: ``model.method`` to its class, filled by :meth:`Segmenter.__init_subclass__`.
@@ -241,7 +238,7 @@ class Segmenter(nn.Module):
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
             if directory.exists():
                 # Keep whatever else lives in the folder (loss history, checkpoints): replace only our parts.
-                for name in (NETWORK_DIR, CODEC_DIR, *EXTRA_FILES, CONFIG_NAME):
+                for name in (NETWORK_DIR, CODEC_DIR, *self.EXTRA_FILES, CONFIG_NAME):
                     old = directory / name
                     if old.is_dir():
                         shutil.rmtree(old)
@@ -256,6 +253,9 @@ class Segmenter(nn.Module):
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+
+    #: Files a method may keep beside its network (:meth:`save_extras`); saving over a folder removes old ones.
+    EXTRA_FILES: ClassVar[tuple[str, ...]] = ()
 
     def save_extras(self, directory: Path) -> tuple[str, ...]:
         """Write what a method keeps beside its network into ``directory`` and name the files (none here)."""

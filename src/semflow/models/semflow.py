@@ -134,9 +134,9 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         bank = self.require_scenes()
         if labels is None:
             labels = self.segment(images, steps=steps).labels
-        latents = self.encode_input(images)
-        means, present = class_means(latents, resize_label(labels.long().cpu(), self.size), self.palette.num_classes)
-        return torch.where(present.unsqueeze(-1), means, bank.fallback.to(means.device, means.dtype))
+        return bank.complete(*class_means(self.encode_input(images), labels, self.palette.num_classes))
+
+    EXTRA_FILES: ClassVar[tuple[str, ...]] = (SceneBank.FILE,)
 
     def save_extras(self, directory: Path) -> tuple[str, ...]:
         """Write the scene bank, where there is one, beside the network (:meth:`Segmenter.save_pretrained`)."""
@@ -356,20 +356,22 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         mask = self.codec.encode_mask((noisy / 255.0).to(device=p.device, dtype=p.dtype))
         z1 = mask
         if self.layout.stacked:
-            sources: list[torch.Tensor | None] = [None] * len(generators)
+            source: list[torch.Tensor | None] = [None] * len(generators)
             if self.config.image_source == "class-means":
-                bank = self.require_scenes()
-                # Each sample paints its mask with the class colours of a training scene drawn at random (or the
-                # colours given for its mask).
-                given = None if colors is None else self._check_colors(colors, labels.shape[0]).to(p.device, p.dtype)
-                sources = [paint(m_b, (bank.draw(samples, g) if given is None else given[b].expand(samples, -1, -1))
-                                 .to(device=p.device, dtype=p.dtype), tuple(mask.shape[-2:]))
-                           for b, (m_b, g) in enumerate(zip(repeated.split(samples), generators))]
+                # Each sample paints its mask with the class colours of a training scene drawn at random from its
+                # mask's generator, or with the colours given for its mask.
+                if colors is None:
+                    bank = self.require_scenes()
+                    scene = torch.cat([bank.draw(samples, g) for g in generators])
+                else:
+                    scene = self._check_colors(colors, labels.shape[0]).repeat_interleave(samples, dim=0)
+                painted = paint(repeated, scene.to(device=p.device, dtype=p.dtype), tuple(mask.shape[-2:]))
+                source = list(painted.split(samples))
             elif colors is not None:
                 raise SemflowInputError("colors apply to a model trained with model.image_source=class-means; this "
                                         f"one starts synthesis from model.image_source={self.config.image_source}")
             z1 = torch.cat([self.layout.mask_state(z_b, g, source=s_b)
-                            for z_b, g, s_b in zip(mask.split(samples), generators, sources)])
+                            for z_b, g, s_b in zip(mask.split(samples), generators, source)])
         field = self._field(self.known_end_condition(mask=mask) if self.known_end else None)
         out = ODESolver(field).sample(z1, time_grid(steps, reverse=True, device=z1.device), method=solver)
         images = self.codec.decode(self.layout.image_part(out.z)).float().clamp(0, 1)

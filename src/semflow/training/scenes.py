@@ -1,13 +1,12 @@
 """Collecting the scene bank of a ``model.image_source=class-means`` model (:mod:`semflow.flow.class_means`).
 
-The class means of up to ``max_scenes`` evenly spaced training scenes, each taken whole as evaluation sees it
-(resized to the model size, no crop or flip) and encoded as segmentation encodes it (the posterior mode), or read
-from the latent cache, which holds exactly those posteriors. Deterministic: a resumed run collects the same bank.
+The class means of up to ``max_scenes`` evenly spaced scenes of the training data set (the decoded cache, where
+training uses one), each taken whole (resized to the model size, no crop or flip) and encoded as segmentation
+encodes it (the posterior mode), or read from the latent cache, which holds exactly those posteriors.
+Deterministic: a resumed run collects the same bank.
 """
 
 from __future__ import annotations
-
-from typing import Any, Callable, Iterable
 
 import torch
 
@@ -23,13 +22,11 @@ MAX_SCENES = 512
 
 @torch.no_grad()
 def collect_scenes(model: SemFlowPipeline, dataset: SegmentationDataset, max_scenes: int = MAX_SCENES,
-                   batch_size: int = 16,
-                   progress: Callable[[Iterable[Any]], Iterable[Any]] = lambda it: it) -> SceneBank:
+                   batch_size: int = 16) -> SceneBank:
     """The class means ``(N, K + 1, C)`` of ``N = min(len(dataset), max_scenes)`` training scenes."""
     indices = evenly_spaced_indices(len(dataset), max_scenes) or list(range(len(dataset)))
     means, present = [], []
-    starts = range(0, len(indices), batch_size)
-    for start in progress(starts):
+    for start in range(0, len(indices), batch_size):
         pairs = [resize_pair(dataset[i], model.size) for i in indices[start:start + batch_size]]
         images = torch.stack([image for image, _ in pairs])
         labels = torch.stack([label for _, label in pairs])
