@@ -109,6 +109,12 @@ def test_demo_end_to_end(tmp_path, capsys):
     page = (out / "index.html").read_text()
     assert "<th>Snap steps</th>" in page
     assert "cycle mIoU" in page and f"{synthesis['diversity_l1']:.4f}" in page
+    # the samples' texture against the real images of the same masks (shapes carry stripes and noise)
+    assert synthesis["hf_energy_real"] > 0.05 and synthesis["hf_energy"] >= 0
+    assert synthesis["hf_ratio"] == pytest.approx(synthesis["hf_energy"] / synthesis["hf_energy_real"])
+    assert f"{synthesis['hf_ratio']:.3f}" in page
+    row = page.split('<div class="row">')[1]  # each mask's real image stands right before its samples
+    assert row.index("real image") < row.index("synthesized #0") and row.count("real image") == 1
     assert "miou_vs_steps.png" in page and (out / "miou_vs_steps.png").stat().st_size > 1000
     for src in [s.split('"')[0] for s in page.split('src="')[1:]]:
         assert (out / src).is_file(), src

@@ -114,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
     metrics = {"data": "shapes", "split": "test", "solver": solver, "preset": args.preset,
                "default_steps": DEFAULT_STEPS, **evaluation.to_json(),
                "synthesis": {"steps": DEFAULT_STEPS, "masks": synthesis.num_masks, "samples": synthesis.samples,
-                             "diversity_l1": synthesis.diversity_l1, "cycle_miou": synthesis.cycle_miou},
+                             "diversity_l1": synthesis.diversity_l1, "cycle_miou": synthesis.cycle_miou,
+                             "hf_energy": synthesis.hf_energy, "hf_energy_real": synthesis.hf_energy_real,
+                             "hf_ratio": synthesis.hf_ratio},
                "train": {"steps": result.steps, "seconds": result.seconds, "final_loss": result.final_loss}}
     write_report(out, pipe, test, metrics, seed=args.seed)
     metrics["total_seconds"] = time.perf_counter() - began
@@ -123,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"mIoU by {solver} steps: " + ", ".join(f"{n}: {v:.3f}" for n, v in miou.items())
           + f" (default: {DEFAULT_STEPS})")
     print(f"synthesis at {DEFAULT_STEPS} steps: diversity (pixel L1 between samples of a mask) "
-          f"{synthesis.diversity_l1:.4f}, cycle mIoU {synthesis.cycle_miou:.3f}")
+          f"{synthesis.diversity_l1:.4f}, cycle mIoU {synthesis.cycle_miou:.3f}, high-frequency energy "
+          f"{synthesis.hf_energy:.4f} against the real images' {synthesis.hf_energy_real:.4f} (ratio "
+          f"{synthesis.hf_ratio:.2f})")
     print(f"semflow demo: done in {metrics['total_seconds'] / 60:.1f} min; report: {(out / 'index.html').resolve()}")
     return 0

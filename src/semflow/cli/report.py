@@ -59,6 +59,17 @@ def plot_miou(metrics: dict[str, Any], path: Path) -> None:
     write_bytes(buffer.getvalue(), path)
 
 
+def _energy_rows(synthesis: dict[str, Any]) -> str:
+    """The high-frequency energy rows of the synthesis table (absent from metrics written before they existed)."""
+    if synthesis.get("hf_energy") is None:
+        return ""
+    ratio = synthesis.get("hf_ratio")
+    return (f"<tr><td>high-frequency energy: mean absolute Laplacian per image ([0, 1] scale), samples / real "
+            f"images of the same masks</td><td>{synthesis['hf_energy']:.4f} / {synthesis['hf_energy_real']:.4f}</td></tr>"
+            f"<tr><td>texture ratio: the samples' high-frequency energy over the real images' (1: as textured as "
+            f"real; 0: flat)</td><td>{'-' if ratio is None else f'{ratio:.3f}'}</td></tr>")
+
+
 def _img(src: str, title: str = "") -> str:
     return f'<figure><img src="{html.escape(src)}"><figcaption>{html.escape(title)}</figcaption></figure>'
 
@@ -79,11 +90,12 @@ def write_report(out: Path, pipe: SemFlowPipeline, dataset: SegmentationDataset,
     for i, sample in enumerate(samples):
         name = sample["name"]
         cells = []
+        # The mask and its segmentations, then the real image of the mask beside the images synthesized from it.
         for suffix, array, title in (
-            ("image", to_rgb(images[i]), "image"),
             ("label", colorize(labels[i], pipe), "ground truth"),
             ("seg1", colorize(seg1[i], pipe), "segmented, 1 step"),
             ("seg25", colorize(seg25[i], pipe), "segmented, 25 steps"),
+            ("image", to_rgb(images[i]), "real image"),
         ):
             write_image(array, images_dir / f"{name}_{suffix}.png")
             cells.append(_img(f"images/{name}_{suffix}.png", title))
@@ -115,7 +127,7 @@ def write_report(out: Path, pipe: SemFlowPipeline, dataset: SegmentationDataset,
         f"<tr><td>diversity: mean pixel L1 between two samples of one mask ([0, 1] scale)</td>"
         f"<td>{synthesis['diversity_l1']:.4f}</td></tr>"
         f"<tr><td>cycle mIoU: the model segments its own samples (1 step) against the mask they came from</td>"
-        f"<td>{synthesis['cycle_miou']:.3f}</td></tr></table>")
+        f"<td>{synthesis['cycle_miou']:.3f}</td></tr>{_energy_rows(synthesis)}</table>")
     preset_note = f" with the <code>{html.escape(str(metrics['preset']))}</code> recipe" if "preset" in metrics else ""
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>semflow demo</title>
@@ -134,7 +146,7 @@ synthesis runs it backward from a freshly perturbed pseudo-mask, so one mask giv
 <table><tr><th>{solver_name(metrics)} steps</th><th>mIoU</th><th>pixel accuracy</th></tr>{table}</table>
 <img src="miou_vs_steps.png" style="width:480px;height:auto;image-rendering:auto">
 {synthesis_html}
-<h2>Images, masks, segmentations and syntheses</h2>
+<h2>Masks, segmentations, the real image of each mask and images synthesized from the mask</h2>
 {''.join(rows)}
 <h2>Segmentation trajectory (decoded state, {TRAJECTORY_STEPS} {solver_name(metrics)} steps)</h2>
 <div class="row">{''.join(strip)}</div>

@@ -7,6 +7,9 @@ For every mask of a split, ``K`` images are synthesized (a fresh perturbation ea
 * **Cycle mIoU**: the same SemFlow model segments its own synthesized images (mask -> image -> mask).
 * **Diversity**: mean pairwise pixel L1 (``[0, 1]`` scale) between the ``K`` samples of each mask, averaged
   over masks; with an LPIPS metric also the mean pairwise LPIPS (the paper's LPIPS column).
+* **High-frequency energy**: the mean absolute Laplacian of each image in pixel space
+  (:mod:`semflow.evaluation.laplacian`), of the samples and of the real images of the same masks, and their
+  ratio: near 0 for flat samples, 1 where they carry the real images' texture.
 * **FD-seg**: the Fréchet distance between real and synthesized images in the feature space of the
   discriminative segmenter's UNet bottleneck (``mid_block`` output, averaged over space). It is *not* FID: it
   uses a network trained here on the same data, so it compares models of one run, not papers.
@@ -31,6 +34,7 @@ from semflow.evaluation.diversity import mean_pairwise_distance
 from semflow.errors import SemflowInputError
 from semflow.evaluation.segmentation import collate_at_size, check_compatible
 from semflow.evaluation.frechet import FeatureStatistics, frechet_distance_between
+from semflow.evaluation.laplacian import laplacian_energy
 from semflow.evaluation.metrics import ConfusionMatrix
 from semflow.models.base import Segmenter
 from semflow.seeding import make_generator
@@ -46,6 +50,9 @@ class SynthesisResult:
     diversity_lpips: float | None
     fd_seg: float | None
     fid: float | None
+    hf_energy: float
+    hf_energy_real: float
+    hf_ratio: float | None
     seconds_per_image: float
     num_masks: int
     samples: int
@@ -118,6 +125,7 @@ def evaluate_synthesis(
     real, fake = FeatureStatistics(), FeatureStatistics()
     l1: list[torch.Tensor] = []
     perceptual: list[torch.Tensor] = []
+    energy, energy_real = [], []  # per image: the samples' and the real images' mean absolute Laplacian
     seconds, done = 0.0, 0
     loader = DataLoader(subset, batch_size=batch_size, collate_fn=lambda b: collate_at_size(b, model.size))  # type: ignore[arg-type]
     device = next(model.parameters()).device
@@ -130,6 +138,8 @@ def evaluate_synthesis(
         seconds += time.perf_counter() - start
         done += len(labels)
         flat = images.flatten(0, 1).to(device)  # (B*K, 3, h, w), mask b's samples adjacent
+        energy.append(laplacian_energy(flat).cpu())
+        energy_real.append(laplacian_energy(batch["images"]))
         repeated = [label for label in labels for _ in range(samples)]
         predicted = model.segment(flat, steps=cycle_steps or steps).labels
         for pred, label in zip(predicted, repeated):
@@ -158,6 +168,7 @@ def evaluate_synthesis(
             notes.append("FD-seg needs at least 2 images")
         else:
             fd = frechet_distance_between(real, fake)
+    hf, hf_real = float(torch.cat(energy).mean()), float(torch.cat(energy_real).mean())
     return SynthesisResult(
         sis_miou=sis.scores().miou if sis is not None else None,
         cycle_miou=cycle.scores().miou,
@@ -165,6 +176,7 @@ def evaluate_synthesis(
         diversity_lpips=float(torch.cat(perceptual).mean()) if perceptual else None,
         fd_seg=fd,
         fid=float(fid.compute()) if fid is not None else None,
+        hf_energy=hf, hf_energy_real=hf_real, hf_ratio=hf / hf_real if hf_real > 0 else None,
         seconds_per_image=seconds / (done * samples),
         num_masks=done, samples=samples, steps=steps, notes=notes,
     )
