@@ -36,7 +36,7 @@ from semflow.codecs import Codec, build_codec
 from semflow.data.transforms import resize_image, resize_label
 from semflow.io import read_image, read_label, write_bytes
 from semflow.evaluation.metrics import ConfusionMatrix
-from semflow.palette import Palette
+from semflow.pseudomask.palette import Palette
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from semflow.palette import Palette
+from semflow.pseudomask.palette import Palette
 
 DATASETS = {"shapes": 5, "camvid": 11, "celebamask": 19, "cocostuff": 171}
 SIGMAS = [10.0, 20.0, 30.0, 40.0]

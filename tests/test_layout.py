@@ -3,6 +3,9 @@
 * The library (everything but ``training/`` and ``cli/``) never imports ``training/``, ``cli/``, accelerate,
   tqdm or argparse; ``training/`` imports only the library; ``models/base`` imports none of the models;
   ``bench/`` imports no ``cli/`` module.
+* ``flow/``, ``pseudomask/`` and ``losses`` take plain numbers: they import none of ``config``, ``models``,
+  ``training`` or ``cli``; ``config`` imports no ``flow/``.
+* No import circles between semflow's modules, and no module whose only content forwards names elsewhere.
 
 Two checks: each module imported in isolation (all ``semflow`` modules dropped from ``sys.modules`` first,
 in one subprocess) must not load a forbidden ``semflow`` module; and no import statement of a module (at any
@@ -103,21 +106,69 @@ def test_benchmarks_import_no_cli_module(path):
     assert sorted(n for n in imported_names(path) if in_layer(n, "semflow.cli")) == []
 
 
-def test_old_import_paths_still_work_and_say_where_things_moved():
-    script = """
-import warnings
-from semflow.pipeline import SemFlowPipeline
-from semflow.models.semflow import SemFlowPipeline as New
-assert SemFlowPipeline is New
-from semflow.solver import ODESolver
-from semflow.flow.solver import ODESolver as NewSolver
-assert ODESolver is NewSolver
-with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    import semflow.rectified_flow
-assert any("semflow.flow.path" in str(w.message) for w in caught), caught
-from semflow.cli.trainer import train
-from semflow.training import train as new_train
-assert train is new_train
-"""
-    subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", script], check=True, timeout=300)
+BASE_LAYERS = ("semflow.flow", "semflow.pseudomask", "semflow.losses")
+ABOVE_THEM = ("semflow.config", "semflow.models", "semflow.training", "semflow.cli")
+
+
+@pytest.mark.parametrize("name", [m for m in MODULES if any(in_layer(m, layer) for layer in BASE_LAYERS)])
+def test_flow_and_pseudomasks_load_no_config_models_training_or_cli(loaded, name):
+    assert [m for m in loaded[name] if any(in_layer(m, layer) for layer in ABOVE_THEM)] == []
+    names = imported_names(module_path(name))
+    assert sorted(n for n in names if any(in_layer(n, layer) for layer in ABOVE_THEM)) == []
+
+
+def test_config_loads_no_flow(loaded):
+    assert [m for m in loaded["semflow.config"] if in_layer(m, "semflow.flow")] == []
+    assert [n for n in imported_names(PACKAGE / "config.py") if in_layer(n, "semflow.flow")] == []
+
+
+def module_path(name: str) -> Path:
+    base = PACKAGE.parent.joinpath(*name.split("."))
+    return base.with_suffix(".py") if base.with_suffix(".py").exists() else base / "__init__.py"
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Each module to the semflow modules its import statements name (any depth; ``from a import b`` names
+    ``a.b`` where that is a module, else ``a``); a package's ``__init__`` is left out as a target of its own
+    submodules, which Python loads first anyway."""
+    graph: dict[str, set[str]] = {}
+    for name in MODULES:
+        targets = set()
+        for n in imported_names(module_path(name)):
+            if not in_layer(n, "semflow"):
+                continue
+            while n not in MODULES and "." in n:
+                n = n.rsplit(".", 1)[0]
+            if n in MODULES and n != name and not in_layer(name, n):
+                targets.add(n)
+        graph[name] = targets
+    return graph
+
+
+def test_no_import_circles():
+    graph, circles = import_graph(), []
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                circles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = 2
+
+    for name in MODULES:
+        if name not in state:
+            visit(name, [name])
+    assert circles == []
+
+
+@pytest.mark.parametrize("path", sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"),
+                         ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_only_forwards_names(path):
+    body = [n for n in ast.parse(path.read_text()).body
+            if not isinstance(n, (ast.Import, ast.ImportFrom)) and not (isinstance(n, ast.Expr)
+                                                                       and isinstance(n.value, ast.Constant))]
+    defines = any(isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)) for n in body)
+    assert defines or path.name in ("__main__.py", "_version.py"), f"{path} defines nothing of its own"

@@ -2,7 +2,7 @@
 
 The science lives here (``flow/``, ``codecs/``, ``networks/``, ``data/``, ``models/``, ``evaluation/``);
 the training loop (:mod:`semflow.training`) and the command line (:mod:`semflow.cli`) are layers on top. Names are imported
-lazily, so ``import semflow.palette`` does not pay for diffusers.
+lazily, so ``import semflow.pseudomask`` does not pay for diffusers.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ _EXPORTS = {
     "SynthesisResult": "semflow.evaluation.synthesis", "evaluate_synthesis": "semflow.evaluation.synthesis",
     "ConfusionMatrix": "semflow.evaluation.metrics", "SegmentationScores": "semflow.evaluation.metrics",
     "SemflowInputError": "semflow.errors",
-    "Palette": "semflow.palette",
-    "perturb": "semflow.perturbation",
+    "Palette": "semflow.pseudomask",
+    "perturb": "semflow.pseudomask",
     "make_generator": "semflow.seeding",
     "PathSample": "semflow.flow.path", "flow_matching_loss": "semflow.flow.path", "sample_path": "semflow.flow.path",
     "ODESolver": "semflow.flow.solver", "SolverOutput": "semflow.flow.solver", "time_grid": "semflow.flow.solver",

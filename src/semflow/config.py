@@ -28,7 +28,7 @@ MAX_SIZE = 16384
 MAX_TRAIN_STEPS = 10**9
 
 
-# Palette kinds (semflow.palette): the one list.
+# Palette kinds (semflow.pseudomask.palette): the one list.
 PALETTES = ("authors", "spread", "separated")
 
 
@@ -36,7 +36,7 @@ PALETTES = ("authors", "spread", "separated")
 class PaletteConfig:
     """Pseudo-mask palette. ``kind``: ``authors`` (use ``k``, ``s``; paper: 6, 50), ``spread``
     (``k = ceil(C^(1/3))``, ``s = floor(255/(k-1))`` for the data set's ``C`` classes) or ``separated`` (the
-    spread grid, classes on its points farthest apart: :meth:`semflow.palette.Palette.separated`)."""
+    spread grid, classes on its points farthest apart: :meth:`semflow.pseudomask.palette.Palette.separated`)."""
 
     kind: str = "authors"
     k: int = 6
@@ -49,7 +49,7 @@ class PaletteConfig:
                                     f"{self.kind} palette chooses its own (leave them at 6 and 50)")
 
 
-# Perturbation shapes (semflow.perturbation), parameterisations (semflow.flow.velocity) and state layouts
+# Perturbation shapes (semflow.pseudomask.perturbation), parameterisations (semflow.flow.velocity) and state layouts
 # (semflow.flow.state): the one list of each.
 PERTURBATIONS = ("uniform", "gaussian")
 PARAMETERIZATIONS = ("velocity", "endpoints")
@@ -105,7 +105,8 @@ class ModelConfig:
             state are the paper's, but the velocity becomes one field per direction (FlowRVS feeds its source to
             every step so).
         solver: the ODE solver ``segment`` and ``synthesize`` use when none is given (``None``: the method's
-            own, Euler for SemFlow); one of SemFlow's solvers (``euler``, ``heun``, ``midpoint``, ``snap``).
+            own, Euler for SemFlow); one of SemFlow's solvers (``euler``, ``heun``, ``midpoint``, ``snap``;
+            checked by the model, which owns the list).
         readout: how a segmentation's classes are read: ``palette`` (paper: each pixel's nearest palette colour
             in the final mask) or ``head``: the network also outputs ``K`` class logits of the mask end at every
             call (``K`` more output channels, trained by cross-entropy at every training state), the classes are
@@ -158,13 +159,9 @@ class ModelConfig:
         if self.image_source != "fill" and self.state != "stacked":
             raise SemflowInputError(f"model.image_source={self.image_source} applies only to model.state=stacked")
         _check_choice("model.condition", self.condition, CONDITIONS)
-        if self.solver is not None:
-            if self.method != "semflow":
-                raise SemflowInputError(f"model.solver applies to model.method=semflow, not {self.method!r} (its "
-                                        "sampler is chosen with --solver)")
-            from semflow.flow.solver import SOLVERS  # here, not at the top: semflow.flow imports this module
-
-            _check_choice("model.solver", self.solver, SOLVERS)
+        if self.solver is not None and self.method != "semflow":
+            raise SemflowInputError(f"model.solver applies to model.method=semflow, not {self.method!r} (its "
+                                    "sampler is chosen with --solver)")
         _check_choice("model.readout", self.readout, READOUTS)
         if self.method != "semflow" and (self.state, self.parameterization, self.condition, self.readout) != (
                 "shared", "velocity", "none", "palette"):

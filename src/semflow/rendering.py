@@ -19,7 +19,7 @@ import torch
 from semflow.data.labelmap import to_file_ids
 from semflow.data.transforms import resize_label
 from semflow.io import write_image
-from semflow.palette import IGNORE_COLOR
+from semflow.pseudomask.palette import IGNORE_COLOR
 
 if TYPE_CHECKING:
     from semflow.models.base import Segmenter

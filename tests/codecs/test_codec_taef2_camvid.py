@@ -14,7 +14,7 @@ import torch
 from semflow.codecs import TAEF2Codec
 from semflow.data.transforms import resize_image, resize_label
 from semflow.io import read_image, read_label
-from semflow.palette import Palette
+from semflow.pseudomask.palette import Palette
 from tiny_autoencoders import _one_thread  # noqa: F401 - fixture
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"

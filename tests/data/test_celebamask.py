@@ -13,7 +13,7 @@ from semflow.data import open_dataset
 from semflow.data.celebamask import CLASS_NAMES, PARTS
 from semflow.data.prepare import celebamask_split, prepare_celebamask_hq
 from semflow.errors import SemflowInputError
-from semflow.palette import Palette
+from semflow.pseudomask.palette import Palette
 
 SIZE = 16  # mask side in the miniature (512 in the real download); images are twice as large, as there
 

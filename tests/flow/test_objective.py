@@ -8,23 +8,23 @@ import torch
 from torch import nn
 
 from semflow.config import TimeSamplingConfig
-from semflow.flow.class_loss import class_loss, palette_logits
 from semflow.flow.path import sample_path, sample_time
 from semflow.flow.self_alignment import self_aligned_sample
 from semflow.flow.state import StateLayout
 from semflow.flow.velocity import VelocityModel
-from semflow.palette import Palette
-from semflow.perturbation import perturb
+from semflow.losses import class_loss, palette_logits
+from semflow.pseudomask.palette import Palette
+from semflow.pseudomask.perturbation import perturb
 
 
 def test_uniform_time_is_the_papers_single_draw():
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    assert torch.equal(sample_time(64, torch.device("cpu"), g1, TimeSamplingConfig()), torch.rand(64, generator=g2))
+    assert torch.equal(sample_time(64, torch.device("cpu"), g1), torch.rand(64, generator=g2))
 
 
 def test_endpoint_time_puts_the_asked_mass_on_each_end():
-    sampling = TimeSamplingConfig(kind="endpoints", t0_mass=0.4, t1_mass=0.1)
-    t = sample_time(200_000, torch.device("cpu"), torch.Generator().manual_seed(0), sampling)
+    sampling = dict(kind="endpoints", t0_mass=0.4, t1_mass=0.1)
+    t = sample_time(200_000, torch.device("cpu"), torch.Generator().manual_seed(0), **sampling)
     assert abs(float((t == 0).float().mean()) - 0.4) < 0.005
     assert abs(float((t == 1).float().mean()) - 0.1) < 0.005
     inner = t[(t > 0) & (t < 1)]
@@ -32,8 +32,8 @@ def test_endpoint_time_puts_the_asked_mass_on_each_end():
 
 
 def test_endpoint_bands_spread_each_mass_uniformly_over_its_band():
-    sampling = TimeSamplingConfig(kind="endpoints", t0_mass=0.5, t1_mass=0.2, t0_width=0.1, t1_width=0.05)
-    t = sample_time(200_000, torch.device("cpu"), torch.Generator().manual_seed(0), sampling)
+    sampling = dict(kind="endpoints", t0_mass=0.5, t1_mass=0.2, t0_width=0.1, t1_width=0.05)
+    t = sample_time(200_000, torch.device("cpu"), torch.Generator().manual_seed(0), **sampling)
     assert float((t == 0).float().mean()) < 1e-4 and float((t == 1).float().mean()) < 1e-4
     # U(0, 1) puts 0.3 * 0.1 of the mass below 0.1; the band puts all of t0_mass there, uniformly.
     low = t[t < 0.1]
@@ -46,11 +46,11 @@ def test_endpoint_bands_spread_each_mass_uniformly_over_its_band():
 
 def test_endpoint_time_without_bands_draws_as_before():
     # Runs saved before the bands existed replay: no band, no extra draw, the same times.
-    sampling = TimeSamplingConfig(kind="endpoints", t0_mass=0.5, t1_mass=0.1)
+    sampling = dict(kind="endpoints", t0_mass=0.5, t1_mass=0.1)
     g, ref = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     u, choice = torch.rand(256, generator=ref), torch.rand(256, generator=ref)
     expected = torch.where(choice < 0.5, 0.0, torch.where(choice < 0.6, 1.0, u))
-    assert torch.equal(sample_time(256, torch.device("cpu"), g, sampling), expected)
+    assert torch.equal(sample_time(256, torch.device("cpu"), g, **sampling), expected)
 
 
 @pytest.mark.parametrize("bad", [{"t0_width": -0.1}, {"t1_width": 1.5}, {"kind": "uniform", "t0_width": 0.1}])
@@ -62,8 +62,8 @@ def test_bad_time_bands_are_refused(bad):
 
 
 def test_logit_normal_time_has_its_median_at_sigmoid_mean():
-    sampling = TimeSamplingConfig(kind="logit-normal", mean=1.0, std=0.5)
-    t = sample_time(100_001, torch.device("cpu"), torch.Generator().manual_seed(0), sampling)
+    sampling = dict(kind="logit-normal", mean=1.0, std=0.5)
+    t = sample_time(100_001, torch.device("cpu"), torch.Generator().manual_seed(0), **sampling)
     assert abs(float(t.median()) - 1 / (1 + math.exp(-1.0))) < 0.005
     assert float(t.min()) > 0 and float(t.max()) < 1
 

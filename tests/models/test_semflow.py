@@ -375,8 +375,8 @@ def test_model_solver_is_the_default_of_segment_and_is_checked(tmp_path):
     assert torch.equal(loaded.segment(images, steps=4).labels, loaded.segment(images, steps=4, solver="snap").labels)
     assert not torch.equal(loaded.segment(images, steps=4).pseudo_mask,
                            loaded.segment(images, steps=4, solver="euler").pseudo_mask)
-    with pytest.raises(SemflowInputError, match="model.solver"):
-        ModelConfig(solver="rk4")  # refused with the configuration, before any model is built
+    with pytest.raises(SemflowInputError, match="model.solver='rk4'; expected one of euler, heun, midpoint, snap"):
+        SemFlowPipeline.from_config(ModelConfig(size=[16, 16], network_args=TINY_NETWORK, solver="rk4"), info)
     with pytest.raises(SemflowInputError, match="model.solver applies"):
         ModelConfig(method="discriminative", solver="snap")
 

@@ -16,7 +16,7 @@ import torch
 from semflow.cli.main import main
 from semflow.data.celebamask import INFO as CELEBAMASK
 from semflow.networks.null_embedding import compute_null_embedding, save_null_embedding
-from semflow.perturbation import perturb
+from semflow.pseudomask.perturbation import perturb
 from semflow.models.semflow import SemFlowPipeline
 from tiny_sd import HAS_TRANSFORMERS, _one_thread, null_embedding, tiny_sd, write_authors_unet  # noqa: F401
 

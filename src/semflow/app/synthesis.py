@@ -15,7 +15,7 @@ import torch
 from semflow.data.transforms import resize_label
 from semflow.errors import SemflowInputError
 from semflow.evaluation.metrics import ConfusionMatrix
-from semflow.palette import IGNORE_COLOR
+from semflow.pseudomask.palette import IGNORE_COLOR
 from semflow.rendering import colorize, display_colors
 from semflow.seeding import make_generator
 

@@ -22,7 +22,7 @@ import torch
 from semflow.data.colormask import ColorTable
 from semflow.io import image_size, read_mask, read_rgb
 from semflow.errors import SemflowInputError
-from semflow.palette import IGNORE_COLOR
+from semflow.pseudomask.palette import IGNORE_COLOR
 from semflow.rendering import display_colors
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from semflow.errors import SemflowInputError
     from semflow.outputs import check_output_file
-    from semflow.palette import Palette
+    from semflow.pseudomask.palette import Palette
 
     check_output_file(args.out)
 

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from semflow.cli.common import positive_int
-from semflow.perturbation import AUTHORS_BETA
+from semflow.pseudomask.perturbation import AUTHORS_BETA
 
 # The authors' data sets this command knows the classes of (module.data.celeb in their release).
 DATASETS = ("celebamask",)

@@ -19,32 +19,9 @@ and synthesis); only the readout of a segmentation changes:
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from semflow.flow.velocity import VelocityModel
-
-
-def logits_at(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Logits ``(B, K, h, w)`` at the latent size, bilinearly resized to ``size`` ``(H, W)``, as float."""
-    logits = logits.float()
-    if tuple(logits.shape[-2:]) != tuple(size):
-        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
-    return logits
-
-
-def head_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int | None = None) -> torch.Tensor:
-    """Mean cross-entropy of ``logits`` ``(B, K, h, w)`` (resized to the labels) against ``labels`` ``(B, H, W)``,
-    skipping ``ignore_index``; ``0`` (with a gradient path) where nothing is labelled."""
-    ignore = -100 if ignore_index is None else ignore_index
-    if not bool((labels != ignore).any()):
-        return logits.float().sum() * 0.0
-    return F.cross_entropy(logits_at(logits, tuple(labels.shape[-2:])), labels.to(logits.device).long(),
-                           ignore_index=ignore)
-
-
-def head_labels(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Class maps ``(B, H, W)`` (long) of logits ``(B, K, h, w)`` resized to ``size``."""
-    return logits_at(logits, size).argmax(1)
+from semflow.losses import labels_from_logits
 
 
 class HeadReader:
@@ -73,4 +50,4 @@ class HeadReader:
         """The classes ``(B, H, W)`` at ``size`` of the calls' mean class probabilities (their sum's argmax)."""
         if self.probabilities is None:
             raise RuntimeError("no call yet: the solver has not evaluated the field")
-        return head_labels(self.probabilities, size)
+        return labels_from_logits(self.probabilities, size)

@@ -32,8 +32,8 @@ from semflow.data.base import DatasetInfo
 from semflow.data.transforms import resize_image, resize_label
 from semflow.errors import SemflowInputError
 from semflow.networks import build_network, load_network, network_channels, size_multiple
-from semflow.palette import Palette
-from semflow.perturbation import AUTHORS_BETA, check_beta, perturb
+from semflow.pseudomask.palette import Palette
+from semflow.pseudomask.perturbation import AUTHORS_BETA, check_beta, perturb
 from semflow.weights import PICKLE_SUFFIXES
 
 CONFIG_NAME = "semflow_config.json"
@@ -100,7 +100,7 @@ def all_solvers() -> tuple[str, ...]:
 
 
 class Segmenter(nn.Module):
-    """A segmentation model on a codec's latents: the part every method shares.
+    """A model between images and masks on a codec's latents: the part every method shares.
 
     Args:
         codec: the E/D pair.
@@ -108,8 +108,19 @@ class Segmenter(nn.Module):
         config: the model configuration.
         dataset: class names, ignore index and colours of the training data.
 
-    Subclasses give ``method=`` in their class statement to register, and implement :meth:`segment` and
-    :meth:`posterior_training_loss`; they may change :meth:`network_channels` and :attr:`trainable`.
+    The interface a method implements (a subclass gives ``method=`` in its class statement to register):
+
+    * :meth:`posterior_training_loss`: its loss on one batch (every method).
+    * ``segment(images, steps, solver, return_trajectory, latents) -> SegmentationOutput`` where
+      :attr:`can_segment` (the default): images to class maps, see :meth:`segment`.
+    * ``synthesize(labels, steps, samples, seed, solver, generator) -> SynthesisOutput`` where
+      :attr:`can_synthesize`: masks to ``samples`` images each (``images`` ``(B, K, 3, h, w)`` in ``[0, 1]``),
+      reproducible from ``seed`` or a CPU ``generator`` (a list of ``B`` of them: mask ``b``'s images depend on its
+      generator alone), see :meth:`semflow.models.semflow.SemFlowPipeline.synthesize`.
+    * optionally :meth:`network_channels`, :attr:`trainable`, :meth:`save_extras` / :meth:`load_extras`.
+
+    A synthesis-only method sets ``can_segment = False`` and ``can_synthesize = True``; commands and evaluation
+    read the two flags before calling either direction.
     """
 
     #: The ``model.method`` this class implements (set by ``method=`` in the class statement).
@@ -119,7 +130,9 @@ class Segmenter(nn.Module):
     DEFAULT_SOLVER: ClassVar[str | None] = None
     #: Whether ``steps`` changes :meth:`segment`'s result (False for one-pass segmenters).
     STEPPED: ClassVar[bool] = True
-    #: Whether the model also synthesizes images from masks (``synthesize``).
+    #: Whether the model segments images (:meth:`segment`); ``False`` for a synthesis-only method.
+    can_segment: ClassVar[bool] = True
+    #: Whether the model synthesizes images from masks (``synthesize``).
     can_synthesize: ClassVar[bool] = False
     #: Whether ``cls.from_pretrained`` / ``cls.from_config`` accept a folder of any method (the base, and the
     #: public entry point ``SemFlowPipeline``), rather than only this class's.
@@ -146,6 +159,8 @@ class Segmenter(nn.Module):
         self.palette = make_palette(config, dataset)
         self.beta = resolve_beta(config, self.palette)
         self.size = (int(config.size[0]), int(config.size[1]))
+        if config.solver is not None and config.solver not in self.SOLVERS:
+            raise SemflowInputError(f"model.solver={config.solver!r}; expected one of {', '.join(self.SOLVERS)}")
         self.latent_shape = codec.latent_shape(*self.size)
         multiple = size_multiple(network)
         if self.latent_shape[1] % multiple or self.latent_shape[2] % multiple:

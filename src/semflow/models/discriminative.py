@@ -16,7 +16,7 @@ from semflow.config import ModelConfig, ObjectiveConfig
 from semflow.codecs import Codec, Posterior
 from semflow.data.base import DatasetInfo
 from semflow.errors import SemflowInputError
-from semflow.flow.class_head import head_labels, head_loss, logits_at
+from semflow.losses import cross_entropy_loss, labels_from_logits, logits_at
 from semflow.models.base import SegmentationOutput, Segmenter
 from semflow.data.transforms import resize_label
 
@@ -50,11 +50,11 @@ class DiscriminativeSegmenter(Segmenter, method="discriminative"):
         self_aligned: bool = False,
     ) -> torch.Tensor:
         """Mean cross-entropy over the labelled pixels of ``labels`` ``(B, h, w)`` (ignore pixels left out; ``0``
-        for a batch with none), as a SemFlow class head is trained (:func:`semflow.flow.class_head.head_loss`)."""
+        for a batch with none), as a SemFlow class head is trained (:func:`semflow.losses.cross_entropy_loss`)."""
         network = self.network if trainable is None else trainable
         with torch.no_grad():
             z_image = posterior.sample(generator)
-        return head_loss(self.logits(network, z_image.to(next(network.parameters()).dtype)), labels,
+        return cross_entropy_loss(self.logits(network, z_image.to(next(network.parameters()).dtype)), labels,
                          self.dataset.ignore_index)
 
     @torch.no_grad()
@@ -67,7 +67,7 @@ class DiscriminativeSegmenter(Segmenter, method="discriminative"):
         if steps < 1:
             raise SemflowInputError(f"steps={steps}; expected a whole number >= 1")
         z_image = self.encode_input(images) if latents is None else latents
-        predicted = head_labels(self.logits(self.network, z_image), self.size)
+        predicted = labels_from_logits(self.logits(self.network, z_image), self.size)
         in_size = (int(images.shape[-2]), int(images.shape[-1]))
         return SegmentationOutput(labels=resize_label(predicted, in_size),
                                   pseudo_mask=self.palette.encode(predicted))

@@ -19,22 +19,20 @@ import torch
 from torch import nn
 
 from semflow.codecs import Codec, Posterior
-from semflow.config import ModelConfig, ObjectiveConfig
+from semflow.config import ModelConfig, ObjectiveConfig, to_dict
 from semflow.data.base import DatasetInfo
 from semflow.data.transforms import resize_label
 from semflow.errors import SemflowInputError
-from semflow.flow.class_head import HeadReader, head_loss
-from semflow.flow.class_loss import class_loss
+from semflow.flow.class_head import HeadReader
 from semflow.flow.class_means import SceneBank, class_means, paint
 from semflow.flow.path import sample_path, sample_time
 from semflow.flow.self_alignment import self_aligned_sample
 from semflow.flow.solver import SOLVERS, ODESolver, time_grid
 from semflow.flow.state import StateLayout
 from semflow.flow.velocity import VelocityModel
-from semflow.models.base import (  # noqa: F401  (re-exported: the old semflow.pipeline names)
-    CODEC_DIR, CONFIG_NAME, FORMAT_VERSION, NETWORK_DIR, SegmentationOutput, Segmenter, make_palette, resolve_beta,
-)
-from semflow.perturbation import AUTHORS_BETA, perturb  # noqa: F401
+from semflow.losses import class_loss, cross_entropy_loss
+from semflow.models.base import SegmentationOutput, Segmenter
+from semflow.pseudomask.perturbation import perturb
 from semflow.seeding import make_generator
 
 
@@ -188,7 +186,7 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             z1 = self.layout.mask_state(mask, generator, source=source)
         # The first ``aligned`` samples come from the model's own solves, the rest from the straight path.
         aligned = round(objective.self_align_share * z0.shape[0]) if self_aligned else 0
-        t = sample_time(z0.shape[0] - aligned, z0.device, generator=generator, sampling=objective.time)
+        t = sample_time(z0.shape[0] - aligned, z0.device, generator, **to_dict(objective.time))
         z_t = sample_path(z0[aligned:], z1[aligned:], t).z_t
         condition = None
         if self.known_end:
@@ -237,7 +235,7 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             loss = w * torch.mean(self.layout.image_part(error)) + (1 - w) * torch.mean(self.layout.mask_part(error))
         if logits is not None:
             # The class head (model.readout=head): the mask end's classes from every training state.
-            loss = loss + head_loss(logits, labels, self.palette.ignore_index)
+            loss = loss + cross_entropy_loss(logits, labels, self.palette.ignore_index)
         if objective.class_weight:
             colors = self.codec.decode(self.layout.mask_part(end1))
             loss = loss + objective.class_weight * class_loss(

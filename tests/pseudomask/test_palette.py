@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from semflow.errors import SemflowInputError
-from semflow.palette import IGNORE_COLOR, Palette
-from semflow.perturbation import check_beta, perturb
+from semflow.pseudomask.palette import IGNORE_COLOR, Palette
+from semflow.pseudomask.perturbation import check_beta, perturb
 
 
 def test_paper_formula_by_hand():
@@ -67,7 +67,7 @@ def test_labels_out_of_range_are_named():
 
 
 def test_decode_is_chunked_and_exact(monkeypatch):
-    import semflow.palette as palette_module
+    import semflow.pseudomask.palette as palette_module
 
     monkeypatch.setattr(palette_module, "_CHUNK", 1000)  # many chunks, with a ragged last one
     p = Palette(182, 6, 50, 255)

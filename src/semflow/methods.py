@@ -1,5 +1,0 @@
-"""Moved to :mod:`semflow.models.base`; this path keeps working until semflow 0.2."""
-
-from semflow._moved import moved
-
-__getattr__ = moved(__name__, "semflow.models.base")
