@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import json
 import math
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -171,7 +172,7 @@ class ModelConfig:
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise SemflowInputError(f"{name}={value!r}; expected one of {', '.join(choices)}")
+        raise SemflowInputError(f"{name}={_short(value)}; expected one of {', '.join(choices)}")
 
 
 def _check_at_least(name: str, value: float, minimum: float = 0.0, strict: bool = False) -> None:
@@ -322,6 +323,9 @@ class TrainConfig:
         for name in ("num_workers", "warmup_steps", "checkpoint_every", "checkpoints_total_limit"):
             if getattr(self, name) < 0:
                 raise SemflowInputError(f"train.{name}={getattr(self, name)}; expected >= 0")
+        from semflow.seeding import check_seed  # here: semflow.seeding imports torch
+
+        check_seed(self.seed, "train.seed")
         _check_at_least("train.lr", self.lr, strict=True)
         for name in ("weight_decay", "grad_clip"):
             _check_at_least(f"train.{name}", getattr(self, name))
@@ -443,11 +447,19 @@ def demo_config(size: int, seed: int, preset_name: str = DEFAULT_PRESET) -> RunC
     return from_dict(RunConfig, _merge(preset(preset_name), data))
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: an error line stays one line, whatever a file holds."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict, short.maxstring, short.maxother = 3, 6, 6, limit, limit
+    text = short.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
-            raise SemflowInputError(f"config {where}: expected a mapping, got {value!r}")
+            raise SemflowInputError(f"config {where}: expected a mapping, got {_short(value)}")
         return from_dict(hint, value, where)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
@@ -461,15 +473,15 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except SemflowInputError as err:
                 errors.append(str(err))
-        raise SemflowInputError(errors[0] if errors else f"config {where}: bad value {value!r}")
+        raise SemflowInputError(errors[0] if errors else f"config {where}: bad value {_short(value)}")
     if origin is list:
         if not isinstance(value, (list, tuple)):
-            raise SemflowInputError(f"config {where}: expected a list, got {value!r}")
+            raise SemflowInputError(f"config {where}: expected a list, got {_short(value)}")
         (item,) = typing.get_args(hint) or (Any,)
         return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise SemflowInputError(f"config {where}: expected a mapping, got {value!r}")
+            raise SemflowInputError(f"config {where}: expected a mapping, got {_short(value)}")
         return dict(value)
     if hint is Any:
         return value
@@ -481,7 +493,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         except ValueError:
             pass
     if hint in (int, float, str, bool) and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
-        raise SemflowInputError(f"config {where}: expected {hint.__name__}, got {value!r}")
+        raise SemflowInputError(f"config {where}: expected {hint.__name__}, got {_short(value)}")
     return value
 
 
@@ -492,7 +504,8 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     unknown = sorted(set(data) - names)
     if unknown:
         prefix = f"{where}." if where else ""
-        raise SemflowInputError(f"unknown config key(s) {[prefix + k for k in unknown]}; expected {sorted(names)}")
+        named = [(prefix + str(k))[:60] for k in unknown[:5]] + (["..."] if len(unknown) > 5 else [])
+        raise SemflowInputError(f"unknown config key(s) {named}; expected {sorted(names)}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
     return cls(**kwargs)
 
@@ -502,12 +515,43 @@ def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+# The most values a YAML document may expand to: aliases (``*name``) repeat a node without copying it, so a few
+# hundred bytes of nested aliases can stand for billions of values (a "billion laughs" file).
+MAX_YAML_VALUES = 100_000
+
+
+def read_yaml(text: str, where: str) -> Any:
+    """``text`` read with ``yaml.safe_load`` (no tags that build objects); refused in one line when it is not
+    YAML, holds a Python tag, or expands to more than :data:`MAX_YAML_VALUES` values."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise SemflowInputError(f"{where} is not valid YAML ({_short(problem, 120)}{at}); only plain values, "
+                                "lists and mappings are read (no !!python tags)") from None
+    count, stack = 0, [data]
+    while stack:  # shared nodes are counted each time they appear: the size the document stands for
+        node = stack.pop()
+        count += 1
+        if count > MAX_YAML_VALUES:
+            raise SemflowInputError(f"{where} expands to more than {MAX_YAML_VALUES} values (nested YAML aliases?); "
+                                    "a configuration holds a few dozen")
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return data
+
+
 def parse_override(item: str) -> tuple[list[str], Any]:
     """``"train.lr=3e-4"`` to ``(["train", "lr"], 0.0003)``; the value is read as YAML."""
     key, sep, value = item.partition("=")
     if not sep or not key:
-        raise SemflowInputError(f"override {item!r}; expected KEY=VALUE such as train.lr=3e-4")
-    return key.split("."), yaml.safe_load(value)
+        raise SemflowInputError(f"override {_short(item)}; expected KEY=VALUE such as train.lr=3e-4")
+    return key.split("."), read_yaml(value, f"--set {_short(key)}: the value")
 
 
 def load_run_config(path: Path | None = None, overrides: list[str] | None = None,
@@ -517,11 +561,12 @@ def load_run_config(path: Path | None = None, overrides: list[str] | None = None
     data: dict[str, Any] = {}
     if path is not None:
         try:
-            loaded = yaml.safe_load(Path(path).read_text())
+            text = Path(path).read_text()
         except OSError as err:
             raise SemflowInputError(f"cannot read config file {path}: {err.strerror}") from None
-        except yaml.YAMLError as err:
-            raise SemflowInputError(f"config file {path} is not valid YAML: {err}".splitlines()[0]) from None
+        except UnicodeDecodeError:
+            raise SemflowInputError(f"config file {path} is not UTF-8 text; expected YAML or JSON") from None
+        loaded = read_yaml(text, f"config file {path}")
         if loaded is not None and not isinstance(loaded, dict):
             raise SemflowInputError(f"config file {path}: expected a mapping with 'model' and 'train' sections")
         data = loaded or {}
@@ -531,7 +576,7 @@ def load_run_config(path: Path | None = None, overrides: list[str] | None = None
         for k in keys[:-1]:
             node = node.setdefault(k, {})
             if not isinstance(node, dict):
-                raise SemflowInputError(f"override {item!r}: {k} is not a section")
+                raise SemflowInputError(f"override {_short(item)}: {_short(k)} is not a section")
         node[keys[-1]] = value
     if preset_name is not None:
         method = data.get("model", {}).get("method", "semflow") if isinstance(data.get("model"), dict) else "semflow"

@@ -11,8 +11,19 @@ from __future__ import annotations
 
 import torch
 
+from semflow.errors import SemflowInputError
+
 # Seeds stay below 2^47: any positive mix fits ``manual_seed`` on every device.
 _MASK = 0x7FFF_FFFF_FFFF
+# The seeds a user may give: what numpy's legacy seeding (Accelerate's ``set_seed``) takes, 0 .. 2^32 - 1.
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: int, name: str = "seed") -> int:
+    """``seed`` if it is a whole number from 0 to :data:`MAX_SEED`, else one line naming ``name``."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise SemflowInputError(f"{name}={seed!r}; expected a whole number from 0 to {MAX_SEED}")
+    return seed
 
 
 def mix(seed: int, *keys: int) -> int:

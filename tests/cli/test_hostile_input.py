@@ -302,3 +302,73 @@ def test_samples_beyond_the_bound(tiny_model, tmp_path):
         main(["synthesize", "--model", str(tiny_model), "--samples", str(10**9), str(masks(tmp_path / "in")),
               "--out", str(tmp_path / "o")])
     assert stop.value.code == 2 and not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------------------------------------- round three (issue 23)
+def test_a_yaml_alias_bomb_is_one_short_line(tmp_path, capsys):
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x]"] + [
+        f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]" for a, b in zip("abcdefgh", "bcdefghi")]
+    (tmp_path / "bomb.yaml").write_text("\n".join(levels) + "\nmodel: {size: *i}\n")  # 9^9 values in ~400 bytes
+    assert (tmp_path / "bomb.yaml").stat().st_size < 500
+    line = refused(capsys, tiny_train_args(tmp_path / "m") + ["--config", str(tmp_path / "bomb.yaml")],
+                   "expands to more than")
+    assert len(line) < 300 and not (tmp_path / "m").exists()
+
+
+def test_a_long_value_is_cut_in_the_error_line(tmp_path, capsys):
+    line = refused(capsys, tiny_train_args(tmp_path / "m") + ["--set", f"model.perturbation={'x' * 100000}"],
+                   "model.perturbation")
+    assert len(line) < 300
+
+
+def test_a_python_tag_in_set_runs_nothing(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    refused(capsys, tiny_train_args(tmp_path / "m") + ["--set", f"train.lr=!!python/object/apply:os.system "
+                                                                  f"['touch {marker}']"], "no !!python tags")
+    assert not marker.exists() and not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("extra", [["--seed", "-1"], ["--seed", str(2**32)]])
+def test_a_seed_out_of_range_is_refused_by_the_parser(tmp_path, capsys, extra):
+    with pytest.raises(SystemExit) as stop:
+        main(tiny_train_args(tmp_path / "m") + extra)
+    assert stop.value.code == 2 and "Traceback" not in capsys.readouterr().err
+
+
+def test_a_seed_out_of_range_in_the_config_is_one_line(tmp_path, capsys):
+    refused(capsys, tiny_train_args(tmp_path / "m") + ["--set", "train.seed=-1"], "train.seed=-1")
+    assert not (tmp_path / "m").exists()
+
+
+def test_synthesize_refuses_a_negative_seed(tiny_model, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        main(["synthesize", "--model", str(tiny_model), "--seed", "-1", str(masks(tmp_path / "in")),
+              "--out", str(tmp_path / "o")])
+    assert stop.value.code == 2 and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("how", ["same path", "hard link"])
+def test_encode_mask_never_overwrites_its_input(tmp_path, capsys, how):
+    mask = tmp_path / "m.png"
+    Image.fromarray(np.arange(16, dtype=np.uint8).reshape(4, 4) % 5).save(mask)
+    before = mask.read_bytes()
+    out = mask if how == "same path" else tmp_path / "link.png"
+    if how == "hard link":
+        os.link(mask, out)
+    refused(capsys, ["encode-mask", str(mask), "--out", str(out)], "is the input mask")
+    assert mask.read_bytes() == before
+
+
+def test_warnings_do_not_precede_the_error_line(tiny_model, tmp_path, capsys):
+    from hostile import claimed_png
+
+    # 95 megapixels claimed (Pillow warns of a decompression bomb above 89), then a broken data stream.
+    bomb = claimed_png(tmp_path / "bomb.png", 10000, 9500, colour=False, rows=4)
+    data = bytearray(bomb.read_bytes())
+    start = data.index(b"IDAT") + 6
+    data[start:start + 6] = b"\xff" * 6
+    bomb.write_bytes(bytes(data))
+    assert main(["segment", "--model", str(tiny_model), str(bomb), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [line for line in err.strip().splitlines() if line.startswith("semflow")]
+    assert "Warning" not in err and "bomb.png" in err

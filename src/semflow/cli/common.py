@@ -69,6 +69,16 @@ def solver_steps(text: str) -> int:
     return value
 
 
+def seed_int(text: str) -> int:
+    """argparse type: a seed, a whole number from 0 to :data:`~semflow.seeding.MAX_SEED`."""
+    from semflow.seeding import MAX_SEED
+
+    value = non_negative_int(text)
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{value}; expected a seed from 0 to {MAX_SEED}")
+    return value
+
+
 def non_negative_int(text: str) -> int:
     """argparse type: a whole number >= 0."""
     try:

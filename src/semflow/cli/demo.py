@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from semflow.cli.common import positive_int
+from semflow.cli.common import positive_int, seed_int
 from semflow.config import DEFAULT_PRESET, PRESETS, demo_config  # noqa: F401  (demo_config: its old home)
 
 DEMO_STEPS = [1, 2, 5, 10, 25]
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=positive_int, help="training steps (default: as many as the budget allows)")
     p.add_argument("--size", type=positive_int, default=32, help="image side in pixels (default 32)")
     p.add_argument("--test-images", type=positive_int, default=256, help="test images scored (default 256)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed")
     p.add_argument("--preset", default=DEFAULT_PRESET, metavar="|".join(PRESETS),
                    help=f"training recipe (default {DEFAULT_PRESET}; paper: the authors' recipe exactly)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

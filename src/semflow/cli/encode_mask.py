@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,9 @@ def run(args: argparse.Namespace) -> int:
     from semflow.pseudomask.palette import Palette
 
     check_output_file(args.out)
+    if args.out.exists() and args.mask.exists() and os.path.samefile(args.out, args.mask):
+        raise SemflowInputError(f"--out {args.out} is the input mask {args.mask}; writing it would replace the "
+                                "class indices with colours (choose another file name)")
 
     palette = Palette(args.k**3 if args.num_classes is None else args.num_classes, k=args.k, s=args.s, ignore_index=args.ignore_index)
     label = read_label(args.mask)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from semflow._version import __version__
 from semflow.errors import SemflowInputError, SemflowOutputError
@@ -27,9 +28,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (2 for bad input, 1 when an output could not be written,
-    130 when interrupted)."""
+    130 when interrupted).
+
+    Python warnings raised while a command runs (Pillow's DecompressionBombWarning, torch's and diffusers' notes
+    on pickles) are held back: a refused input gets its one line alone, and a command that finishes shows them
+    after its output.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings(record=True) as held:
+        code = _run(args)
+    if code in (0, 130):
+        for w in held:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except SemflowInputError as err:

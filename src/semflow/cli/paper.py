@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from semflow.cli.common import add_device_arg, parse_steps, positive_int
+from semflow.cli.common import add_device_arg, parse_steps, positive_int, seed_int
 from semflow.errors import SemflowInputError
 from semflow.config import PALETTES
 
@@ -70,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fid-weights", help="Inception weights for FID (optional extra semflow[metrics])")
     p.add_argument("--lpips-weights", help="AlexNet backbone weights for LPIPS (optional extra semflow[metrics])")
     p.add_argument("--no-fid", action="store_true", help="skip FID/LPIPS even where their weights are found")
-    p.add_argument("--seed", type=int, default=0, help="random seed (training and sampling)")
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed (training and sampling)")
     p.add_argument("--batch-size-eval", type=positive_int, default=16, help="images per forward pass when scoring")
     p.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--retrain", action="store_true", help="train again even where OUT/models/MODEL matches")

@@ -17,7 +17,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from semflow.cli.common import add_device_arg, add_solver_arg, load_pipeline, positive_int, solver_steps
+from semflow.cli.common import (
+    add_device_arg, add_solver_arg, load_pipeline, positive_int, seed_int, solver_steps,
+)
 from semflow.cli.speed import add_speed_args, apply_speed_args
 from semflow.data.transforms import resize_label
 from semflow.errors import SemflowInputError, SemflowOutputError
@@ -45,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--steps", type=solver_steps, default=25, help="solver steps N (default 25)")
     p.add_argument("--samples", type=sample_count, default=1, help=f"images per mask K (default 1, at most {MAX_SAMPLES})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the perturbations: same seed, same images")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the perturbations: same seed, same images")
     add_solver_arg(p)
     p.add_argument("--colors-from", type=Path, metavar="IMAGE",
                    help="paint every mask with the class colours of this photo (segmented by the model), instead of a "

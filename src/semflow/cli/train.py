@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from semflow.cli.common import non_negative_int, positive_int
+from semflow.cli.common import non_negative_int, positive_int, seed_int
 from semflow.config import AUGMENTATIONS, DEFAULT_PRESET, METHODS, PALETTES, PRESETS
 
 
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"), help="training size in pixels")
     p.add_argument("--batch-size", type=positive_int, help="batch size per process")
     p.add_argument("--lr", type=float, help="peak learning rate (AdamW)")
-    p.add_argument("--seed", type=int, help="random seed (data order, augmentation, noise, init)")
+    p.add_argument("--seed", type=seed_int, help="random seed (data order, augmentation, noise, init)")
     p.add_argument("--codec", help="codec kind: pixel, or a latent codec (default: the kind the --codec-path "
                                    "weights hold, else pixel)")
     p.add_argument("--codec-path", help="local path of a latent codec's weights (its kind is read off the files)")
