@@ -455,12 +455,12 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _coerce(value: Any, hint: Any, where: str) -> Any:
+def _coerce(value: Any, hint: Any, where: str, complete: bool = False) -> Any:
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise SemflowInputError(f"config {where}: expected a mapping, got {_short(value)}")
-        return from_dict(hint, value, where)
+        return from_dict(hint, value, where, complete)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
         if value is None and type(None) in args:
@@ -470,7 +470,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(value, arg, where)
+                return _coerce(value, arg, where, complete)
             except SemflowInputError as err:
                 errors.append(str(err))
         raise SemflowInputError(errors[0] if errors else f"config {where}: bad value {_short(value)}")
@@ -478,7 +478,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise SemflowInputError(f"config {where}: expected a list, got {_short(value)}")
         (item,) = typing.get_args(hint) or (Any,)
-        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_coerce(v, item, f"{where}[{i}]", complete) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise SemflowInputError(f"config {where}: expected a mapping, got {_short(value)}")
@@ -497,16 +497,26 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
-def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
-    """Build dataclass ``cls`` from a (nested) mapping; unknown keys and wrong types are errors."""
+def from_dict(cls: type[T], data: dict[str, Any], where: str = "", complete: bool = False) -> T:
+    """Build dataclass ``cls`` from a (nested) mapping; unknown keys and wrong types are errors.
+
+    ``complete``: every field of ``cls`` (and of the dataclasses inside it) must be given, as in a saved model
+    folder, which states every setting: a missing key is an error, never a default.
+    """
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    if complete:
+        absent = [name for name in (f.name for f in dataclasses.fields(cls)) if name not in data]  # type: ignore[arg-type]
+        if absent:
+            prefix = f"{where}." if where else ""
+            raise SemflowInputError(f"config key(s) {[prefix + k for k in absent]} missing; a saved configuration "
+                                    "states every setting (no defaults)")
     unknown = sorted(set(data) - names)
     if unknown:
         prefix = f"{where}." if where else ""
         named = [(prefix + str(k))[:60] for k in unknown[:5]] + (["..."] if len(unknown) > 5 else [])
         raise SemflowInputError(f"unknown config key(s) {named}; expected {sorted(names)}")
-    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k, complete) for k, v in data.items()}
     return cls(**kwargs)
 
 

@@ -8,8 +8,10 @@ not an image, truncated, wrong kind of mask), never a bare Pillow exception. Eve
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -196,3 +198,71 @@ def list_images(inputs: list[Path]) -> list[Path]:
         else:
             raise SemflowInputError(f"{item}: no such file or folder")
     return paths
+
+
+def files_inside(root: str | Path, parts: Iterable[str], what: str = "model folder") -> list[Path]:
+    """Every file under ``root / part`` for each existing part (a file or a folder), checked to stay inside ``root``.
+
+    Symbolic links are allowed only to places inside ``root`` (the walk follows them there, once each); every
+    file must be a regular file (not a FIFO, a device or a socket, which a reader would block on or read forever).
+
+    Raises:
+        SemflowInputError: a link that leads outside ``root`` (or nowhere), or a file that is not a regular file.
+    """
+    root = Path(root)
+    top = root.resolve()
+    found: list[Path] = []
+    seen: set[Path] = set()
+    stack = [root / part for part in parts]
+    while stack:
+        path = stack.pop()
+        if not os.path.lexists(path):
+            continue
+        real = path.resolve()
+        if path.is_symlink() and real != top and top not in real.parents:
+            raise SemflowInputError(f"{path} is a symbolic link to {real}, outside the {what} {root}; a {what} "
+                                    "holds its own files")
+        if real in seen:
+            continue
+        seen.add(real)
+        mode = os.stat(real).st_mode
+        if stat.S_ISDIR(mode):
+            stack.extend(sorted(path.iterdir(), reverse=True))
+        elif stat.S_ISREG(mode):
+            found.append(path)
+        else:
+            raise SemflowInputError(f"{path} is {_file_kind(mode)}; expected a regular file in the {what}")
+    return sorted(found)
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def check_regular_file(path: str | Path, what: str = "file") -> Path:
+    """``path`` if it is a regular file (or a link to one); one line naming it if it is missing, a folder, a FIFO
+    or a device (which a reader would block on or read forever)."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise SemflowInputError(f"{what} {path} does not exist") from None
+    except OSError as err:
+        raise SemflowInputError(f"cannot read {what} {path}: {err.strerror or err}") from None
+    if stat.S_ISDIR(mode):
+        raise SemflowInputError(f"{what} {path} is a folder; expected a file")
+    if not stat.S_ISREG(mode):
+        raise SemflowInputError(f"{what} {path} is {_file_kind(mode)}; expected a regular file")
+    return path
+
+
+def usual_permissions(root: str | Path) -> None:
+    """Give ``root`` and everything below it the permissions of a file the user makes (``0666``/``0777`` less the
+    umask): safetensors and ``tempfile`` make weights ``0600`` and folders ``0700``, unlike every other output."""
+    root = Path(root)
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~_UMASK)

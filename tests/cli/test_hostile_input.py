@@ -372,3 +372,177 @@ def test_warnings_do_not_precede_the_error_line(tiny_model, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [line for line in err.strip().splitlines() if line.startswith("semflow")]
     assert "Warning" not in err and "bomb.png" in err
+
+
+def _config_keys() -> list[str]:
+    """Every key a model folder's semflow_config.json must state, derived from the dataclasses that fill it."""
+    import dataclasses
+
+    from semflow.config import ModelConfig
+    from semflow.data.base import DatasetInfo
+    from semflow.models.base import META_KEYS
+
+    keys = [f"model.{f.name}" for f in dataclasses.fields(ModelConfig)]
+    keys += [f"model.palette.{f.name}" for f in dataclasses.fields(ModelConfig.__dataclass_fields__["palette"]
+                                                                    .default_factory())]
+    keys += [f"dataset.{f.name}" for f in dataclasses.fields(DatasetInfo)]
+    return keys + list(META_KEYS)
+
+
+def _without(meta: dict, dotted: str) -> dict:
+    node = meta
+    *path, last = dotted.split(".")
+    for key in path:
+        node = node[key]
+    del node[last]
+    return meta
+
+
+@pytest.mark.parametrize("key", _config_keys())
+def test_a_model_folder_missing_any_key_is_refused(tiny_model, tmp_path, capsys, key):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    edit_meta(folder, lambda m: _without(m, key))
+    out = tmp_path / "out"
+    line = refused(capsys, ["segment", "--model", str(folder), str(images(tmp_path / "in")), "--out", str(out)],
+                   key.rsplit(".", 1)[-1])
+    assert "missing" in line or "lacks" in line
+    assert not out.exists()
+
+
+def test_every_key_of_a_saved_model_is_required(tiny_model):
+    """The list above is the dataclasses' own: a saved folder holds each key (nothing is left to a default)."""
+    meta = json.loads((tiny_model / "semflow_config.json").read_text())
+    for key in _config_keys():
+        node = meta
+        for part in key.split("."):
+            assert part in node, key
+            node = node[part]
+
+
+def _grow_network(folder: Path, channels: list[int]) -> None:
+    path = folder / "network" / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "block_out_channels": channels}))
+
+
+@pytest.mark.parametrize("channels, needle", [
+    ([8000, 16000], "parameters; expected at most"),  # ~40 billion parameters: 160 GB if it were built
+    ([1024, 2048], "config gives (1024,)"),  # fits the bound, not the weights file (read from its header)
+    ([8, 100000], "expected at most 16384"),
+])
+def test_a_huge_network_config_is_refused_before_anything_is_allocated(tiny_model, tmp_path, capsys, monkeypatch,
+                                                                      channels, needle):
+    import functools
+
+    from diffusers import UNet2DModel
+
+    real = UNet2DModel.__init__
+
+    @functools.wraps(real)
+    def only_on_meta(self, *args, **kwargs):
+        assert torch.get_default_device().type == "meta", "built a real network from an unchecked config"
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(UNet2DModel, "__init__", only_on_meta)
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    _grow_network(folder, channels)
+    refused(capsys, ["segment", "--model", str(folder), str(images(tmp_path / "in")), "--out", str(tmp_path / "o")],
+            needle)
+
+
+def test_a_huge_network_is_refused_when_training_too(tmp_path, capsys):
+    refused(capsys, tiny_train_args(tmp_path / "m") + ["--set", "model.network_args.block_out_channels=[8000,16000]"],
+            "parameters; expected at most")
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("link", ["network", "codec", "network/diffusion_pytorch_model.safetensors",
+                                  "semflow_config.json"])
+def test_a_symlink_out_of_the_model_folder_is_refused_unfollowed(tiny_model, tmp_path, capsys, link):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(tiny_model, outside)
+    target = folder / link
+    shutil.rmtree(target) if target.is_dir() else target.unlink()
+    target.symlink_to("/" if link == "network" else outside / link)
+    line = refused(capsys, ["segment", "--model", str(folder), str(images(tmp_path / "in")), "--out",
+                            str(tmp_path / "o")], "outside the model folder")
+    assert str(target) in line
+
+
+def test_a_symlink_inside_the_model_folder_is_followed(tiny_model, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    (folder / "network").rename(folder / "network-real")
+    (folder / "network").symlink_to("network-real")
+    assert main(["segment", "--model", str(folder), "--steps", "1", str(images(tmp_path / "in")), "--out",
+                 str(tmp_path / "o")]) == 0
+
+
+@pytest.mark.parametrize("kind", ["fifo", "/dev/zero"])
+def test_weights_that_are_not_a_regular_file(tiny_model, tmp_path, capsys, kind):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    weights = folder / "network" / "diffusion_pytorch_model.safetensors"
+    weights.unlink()
+    if kind == "fifo":
+        os.mkfifo(weights)
+        needle = "is a FIFO (named pipe); expected a regular file"
+    else:
+        weights.symlink_to("/dev/zero")
+        needle = "outside the model folder"
+    line = refused(capsys, ["segment", "--model", str(folder), str(images(tmp_path / "in")), "--out",
+                            str(tmp_path / "o")], needle)
+    assert "missing" not in line
+
+
+def test_integer_weights_are_refused(tiny_model, tmp_path, capsys):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    edit_weights(folder, lambda s: _set(s, _first(s), s[_first(s)].to(torch.int64)))
+    refused(capsys, ["segment", "--model", str(folder), str(images(tmp_path / "in")), "--out", str(tmp_path / "o")],
+            "is I64; expected floating-point weights")
+
+
+def test_a_scaled_scene_bank_is_refused(tiny_model, tmp_path, capsys):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    bank = load_file(str(folder / "scenes.safetensors"))
+    save_file({**bank, "means": bank["means"] * 1e6}, str(folder / "scenes.safetensors"))
+    refused(capsys, ["synthesize", "--model", str(folder), str(masks(tmp_path / "in")), "--out", str(tmp_path / "o")],
+            "scenes.safetensors: a scene mean of magnitude")
+
+
+def test_fewer_colours_than_classes_are_refused(tiny_model, tmp_path, capsys):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    edit_meta(folder, lambda m: {**m, "dataset": {**m["dataset"], "colors": m["dataset"]["colors"][:3]}})
+    refused(capsys, ["segment", "--model", str(folder), str(images(tmp_path / "in")), "--out", str(tmp_path / "o")],
+            "3 colours for 5 classes")
+
+
+def test_an_edited_beta_is_refused(tiny_model, tmp_path, capsys):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    edit_meta(folder, lambda m: {**m, "beta": 20.0})
+    refused(capsys, ["segment", "--model", str(folder), str(images(tmp_path / "in")), "--out", str(tmp_path / "o")],
+            "beta 20.0 differs")
+
+
+def test_weights_are_written_with_the_usual_permissions(tmp_path):
+    from semflow import ModelConfig, SemFlowPipeline
+    from tiny import TINY_NETWORK
+
+    old = os.umask(0o022)
+    try:
+        pipe = SemFlowPipeline.from_config(ModelConfig(size=[16, 16], network_args=TINY_NETWORK),
+                                           open_dataset("shapes", "test").info)
+        pipe.save_pretrained(tmp_path / "fresh")
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(tmp_path).as_posix(): p.stat().st_mode & 0o777 for p in (tmp_path / "fresh").rglob("*")}
+    assert (tmp_path / "fresh").stat().st_mode & 0o777 == 0o755
+    assert modes["fresh/network/diffusion_pytorch_model.safetensors"] == 0o644
+    assert all(mode in (0o644, 0o755) for mode in modes.values()), modes

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import torch
 
 from semflow.codecs.pretrained import SAVED_SUBFOLDER, FrozenCodec, existing_path
+from semflow.bounds import check_diffusers_folder
 from semflow.errors import SemflowInputError
 
 WEIGHT_NAME = "diffusion_pytorch_model"
@@ -56,9 +57,13 @@ class DiffusersVAECodec(FrozenCodec):
     def __init__(self, path: str | Path | None = None) -> None:
         super().__init__()
         folder = self._model_folder(path)
+        variant = _weights_variant(folder)
+        weights = folder / f"{WEIGHT_NAME}{'.' + variant if variant else ''}.safetensors"
+        config = {k: v for k, v in json.loads((folder / "config.json").read_text()).items() if not k.startswith("_")}
+        check_diffusers_folder(self.model_class, config, folder / "config.json", weights if weights.is_file() else None)
         try:
             self.vae = self.model_class.from_pretrained(
-                str(folder), local_files_only=True, variant=_weights_variant(folder)
+                str(folder), local_files_only=True, variant=variant
             )
         except (OSError, ValueError, RuntimeError) as err:
             raise SemflowInputError(f"{self.kind}: cannot load {folder}: {str(err).splitlines()[0]}") from None

@@ -23,6 +23,10 @@ class Sample(TypedDict):
     name: str
 
 
+# The most classes a data set may have: labels are stored in 16-bit PNGs.
+MAX_CLASSES = 65535
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     """What a model must remember of its training data.
@@ -40,6 +44,27 @@ class DatasetInfo:
     ignore_index: int | None = None
     colors: tuple[tuple[int, int, int], ...] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from semflow.errors import SemflowInputError
+
+        names = self.class_names
+        if not isinstance(names, tuple) or not names or not all(isinstance(n, str) for n in names):
+            raise SemflowInputError(f"data set {self.name!r}: class_names must be a non-empty list of names")
+        if len(names) > MAX_CLASSES:
+            raise SemflowInputError(f"data set {self.name!r}: {len(names)} classes; expected at most {MAX_CLASSES}")
+        if self.ignore_index is not None and (isinstance(self.ignore_index, bool) or not isinstance(
+                self.ignore_index, int) or not 0 <= self.ignore_index <= MAX_CLASSES):
+            raise SemflowInputError(f"data set {self.name!r}: ignore_index={self.ignore_index!r}; expected a label "
+                                    f"0..{MAX_CLASSES} or null")
+        if self.colors is not None:
+            if len(self.colors) != len(names):
+                raise SemflowInputError(f"data set {self.name!r}: {len(self.colors)} colours for {len(names)} classes; "
+                                        "expected one [r, g, b] per class (or none)")
+            for name, color in zip(names, self.colors):
+                if len(color) != 3 or not all(isinstance(v, int) and 0 <= v <= 255 for v in color):
+                    raise SemflowInputError(f"data set {self.name!r}: class {name!r} has colour {list(color)}; "
+                                            "expected [r, g, b] with whole numbers 0..255")
 
     @property
     def num_classes(self) -> int:

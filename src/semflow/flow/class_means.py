@@ -65,6 +65,11 @@ def paint(labels: torch.Tensor, means: torch.Tensor, size: tuple[int, int]) -> t
     return painted.transpose(1, 2).reshape(means.shape[0], means.shape[2], *size)
 
 
+# The largest magnitude of a latent a scene bank may hold: the codecs' normalised latents (pixels in [-1, 1],
+# the VAEs' scaled latents) lie within a few units, so a mean beyond 100 is a damaged or edited file.
+MAX_LATENT = 100.0
+
+
 @dataclass
 class SceneBank:
     """Class means of ``N`` training scenes, what synthesis paints a mask with.
@@ -127,6 +132,15 @@ class SceneBank:
             got = None if means is None else tuple(means.shape)
             raise SemflowInputError(f"{path}: expected 'means' (N, {num_classes + 1}, {channels}) and 'present'; "
                                     f"got means {got}")
+        if not means.is_floating_point() or present.dtype not in (torch.uint8, torch.bool):
+            raise SemflowInputError(f"{path}: means are {means.dtype} and presence {present.dtype}; expected floats "
+                                    "and 0/1 flags (uint8)")
         if not torch.isfinite(means).all():
             raise SemflowInputError(f"{path}: the scene means are not all finite")
+        largest = float(means.abs().max())
+        if largest > MAX_LATENT:
+            raise SemflowInputError(f"{path}: a scene mean of magnitude {largest:.3g}; latents lie within "
+                                    f"+-{MAX_LATENT:g} (the file was scaled or damaged; retrain the model)")
+        if bool((present.to(torch.int64) > 1).any()):
+            raise SemflowInputError(f"{path}: 'present' holds values other than 0 and 1")
         return cls(means, present.bool())

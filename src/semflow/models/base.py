@@ -13,9 +13,11 @@ The models follow the device and dtype of their network; they never choose a dev
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -31,12 +33,16 @@ from semflow.config import METHODS, ModelConfig, from_dict, to_dict
 from semflow.data.base import DatasetInfo
 from semflow.data.transforms import resize_image, resize_label
 from semflow.errors import SemflowInputError
+from semflow.io import files_inside, usual_permissions
 from semflow.networks import build_network, load_network, network_channels, size_multiple
 from semflow.pseudomask.palette import Palette
 from semflow.pseudomask.perturbation import AUTHORS_BETA, check_beta, perturb
 from semflow.weights import PICKLE_SUFFIXES
 
 CONFIG_NAME = "semflow_config.json"
+# The keys of semflow_config.json besides what ModelConfig and DatasetInfo hold, with their JSON types.
+META_KEYS: dict[str, Any] = {"format": int, "semflow_version": str, "model": dict, "codec_config": dict,
+                             "dataset": dict, "palette": dict, "beta": (int, float)}
 NETWORK_DIR = "network"
 CODEC_DIR = "codec"
 FORMAT_VERSION = 1
@@ -251,6 +257,7 @@ class Segmenter(nn.Module):
             }
             extras = self.save_extras(tmp)
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2) + "\n")
+            usual_permissions(tmp)
             if directory.exists():
                 # Keep whatever else lives in the folder (loss history, checkpoints): replace only our parts.
                 for name in (NETWORK_DIR, CODEC_DIR, *self.EXTRA_FILES, CONFIG_NAME):
@@ -293,8 +300,12 @@ class Segmenter(nn.Module):
         config_path = directory / CONFIG_NAME
         if not directory.is_dir():
             raise SemflowInputError(f"{directory}: no such model folder")
-        if not config_path.is_file():
+        if not os.path.lexists(config_path):
             raise SemflowInputError(f"{directory}: not a semflow model folder (missing {CONFIG_NAME})")
+        # Before anything is read: no link leads out of the folder, no file is a FIFO or a device.
+        files = files_inside(directory, (CONFIG_NAME, NETWORK_DIR, CODEC_DIR))
+        if config_path not in files:
+            raise SemflowInputError(f"{config_path} is a folder; expected the model's JSON configuration")
         try:
             meta: Any = json.loads(config_path.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -307,27 +318,36 @@ class Segmenter(nn.Module):
                 f"{config_path}: model format {meta.get('format')!r} (semflow {meta.get('semflow_version')}); "
                 f"this semflow {__version__} reads format {FORMAT_VERSION}"
             )
-        for key in ("model", "dataset"):
-            if not isinstance(meta.get(key), dict):
+        # Every key present and typed: a folder states every setting, nothing is filled with a default.
+        for key, kind in META_KEYS.items():
+            if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
                 what = "missing" if key not in meta else f"a {type(meta[key]).__name__}"
-                raise SemflowInputError(f"{config_path}: key {key!r} is {what}; expected a JSON object")
-        codec_config = meta.get("codec_config", {})
-        if not isinstance(codec_config, dict):
-            raise SemflowInputError(f"{config_path}: codec_config is a {type(codec_config).__name__}; expected a JSON object")
-        pickles = sorted(p for part in (NETWORK_DIR, CODEC_DIR) for p in (directory / part).rglob("*")
-                         if p.suffix in PICKLE_SUFFIXES and p.is_file())
+                expected = " or ".join({dict: "a JSON object", str: "a string", int: "a number", float: "a number",
+                                        type(None): "null"}[k] for k in (kind if isinstance(kind, tuple) else (kind,)))
+                raise SemflowInputError(f"{config_path}: key {key!r} is {what}; expected {expected}")
+        codec_config = meta["codec_config"]
+        pickles = [p for p in files if p.suffix in PICKLE_SUFFIXES]
         if pickles:
             raise SemflowInputError(f"{pickles[0]}: model folders load safetensors only; a pickle weight file "
                                     "could run code (convert it to .safetensors)")
-        config = from_dict(ModelConfig, meta["model"], "model")
+        try:
+            config = from_dict(ModelConfig, meta["model"], "model", complete=True)
+        except SemflowInputError as err:
+            raise SemflowInputError(f"{config_path}: {err}") from None
+        absent = [f.name for f in dataclasses.fields(DatasetInfo) if f.name not in meta["dataset"]]
+        if absent:
+            raise SemflowInputError(f"{config_path}: dataset lacks {absent}; a model folder states every setting")
         try:
             dataset = DatasetInfo.from_dict(meta["dataset"])
+        except SemflowInputError as err:
+            raise SemflowInputError(f"{config_path}: {err}") from None
         except (KeyError, TypeError, ValueError) as err:
             raise SemflowInputError(f"{config_path}: dataset is not a data-set description ({type(err).__name__}: "
                                     f"{str(err).splitlines()[0] if str(err) else ''})") from None
         if not (directory / NETWORK_DIR).is_dir():
             raise SemflowInputError(f"{directory}: model folder is missing {NETWORK_DIR}/")
         target = cls._class_for(config)
+        files_inside(directory, target.EXTRA_FILES)
         # Each backbone's loader checks its own files and names the one that is missing or corrupt.
         try:
             network = load_network(config.network, directory / NETWORK_DIR)
@@ -343,9 +363,17 @@ class Segmenter(nn.Module):
         check_finite(network, directory / NETWORK_DIR)
         model = target(codec, network, config, dataset)
         model.load_extras(directory)
-        saved = meta.get("palette")
+        saved = meta["palette"]
         slots = None if model.palette.slots is None else list(model.palette.slots)
-        if isinstance(saved, dict) and (saved.get("k"), saved.get("s"), saved.get("slots")) != (
+        if meta["beta"] != model.beta:
+            raise SemflowInputError(f"{config_path}: beta {meta['beta']} differs from the {model.beta} that model.beta "
+                                    f"gives; the file was edited (set model.beta, or retrain)")
+        if (saved.get("num_classes"), saved.get("ignore_index")) != (model.palette.num_classes,
+                                                                     model.palette.ignore_index):
+            raise SemflowInputError(f"{config_path}: palette for {saved.get('num_classes')} classes (ignore "
+                                    f"{saved.get('ignore_index')}), but the data set has {model.palette.num_classes} "
+                                    f"(ignore {model.palette.ignore_index}); the file was edited")
+        if (saved.get("k"), saved.get("s"), saved.get("slots")) != (
                 model.palette.k, model.palette.s, slots):
             raise SemflowInputError(
                 f"{config_path}: trained with the palette k={saved.get('k')}, s={saved.get('s')}, slots="

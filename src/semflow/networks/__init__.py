@@ -17,6 +17,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from semflow.bounds import check_config_numbers, planned_tensors
 from semflow.errors import SemflowInputError
 from semflow.networks.unet import build_unet2d, load_unet2d
 from semflow.networks.unet_condition import build_unet2d_condition, load_unet2d_condition
@@ -48,7 +49,11 @@ def backbone(kind: str) -> Backbone:
 def build_network(kind: str, config: dict[str, Any], channels: int, out_channels: int | None = None) -> nn.Module:
     """A freshly initialised backbone taking ``channels`` channels and giving ``out_channels`` (default the same:
     a velocity field on latents with ``channels`` channels)."""
-    return backbone(kind).build(config, channels, channels if out_channels is None else out_channels)
+    out = channels if out_channels is None else out_channels
+    check_config_numbers(config, "model.network_args")
+    if "pretrained" not in config:  # a pretrained UNet's size is its weights file's
+        planned_tensors(lambda: backbone(kind).build(config, channels, out), "model.network_args")
+    return backbone(kind).build(config, channels, out)
 
 
 def load_network(kind: str, directory: Path) -> nn.Module:

@@ -12,6 +12,7 @@ from diffusers import UNet2DModel
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from semflow.bounds import check_diffusers_folder
 from semflow.errors import SemflowInputError
 
 # Small enough for minutes of CPU training at 32x32, deep enough (3 levels, attention at the lowest)
@@ -66,6 +67,8 @@ def load_unet2d(directory: Path) -> UNet2DModel:
     unknown = sorted(k for k in config if not k.startswith("_") and k not in accepted)
     if unknown:
         raise SemflowInputError(f"{config_file}: unknown UNet2DModel key(s) {unknown}")
+    check_diffusers_folder(UNet2DModel, {k: v for k, v in config.items() if not k.startswith("_")}, config_file,
+                           weights)
     try:
         model = UNet2DModel.from_config({k: v for k, v in config.items() if not k.startswith("_")})
     except (TypeError, ValueError, KeyError, IndexError, AttributeError) as err:

@@ -32,6 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from semflow.bounds import check_diffusers_folder
 from semflow.errors import SemflowInputError
 from semflow.weights import UnsafePickle, load_weights_only
 from semflow.networks.null_embedding import compute_null_embedding, load_null_embedding, save_null_embedding
@@ -142,8 +143,9 @@ def _folder_weights(folder: Path) -> tuple[Path, str | None]:
 
 def _from_folder(folder: Path) -> UNet2DConditionModel:
     """``UNet2DConditionModel.from_pretrained`` on local files, with errors that name the file."""
-    _unet_config(folder / "config.json")
+    config = _unet_config(folder / "config.json")
     weights, variant = _folder_weights(folder)
+    check_diffusers_folder(UNet2DConditionModel, config, folder / "config.json", weights)
     if weights.suffix == ".bin":  # diffusers reads it with weights_only=True too, but hides why it refused
         load_weights_only(weights, "the UNet's weights (a state dict of tensors)", mmap=True)
     try:

@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from semflow.config import RunConfig, save_json, to_dict
 from semflow.errors import SemflowInputError, SemflowOutputError
+from semflow.io import usual_permissions
 from semflow.seeding import reseed
 from semflow.weights import UnsafePickle, load_weights_only
 
@@ -255,6 +256,7 @@ def save_checkpoint(accelerator: Accelerator, out: Path, progress: Progress, lim
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             _write_extra_state(tmp, progress, ema, identity)
+            usual_permissions(tmp)
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
     except OSError as err:
