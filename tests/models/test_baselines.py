@@ -354,56 +354,84 @@ def test_merged_parts_equal_the_whole(method, solver):
 # ---------------------------------------------------------------------------------------------- synthesis scores
 @pytest.fixture(scope="module")
 def synthesis_setup():
+    from semflow.evaluation.judge import Judge, JudgeConfig, Normalization
+    from semflow.networks.espnet import ESPNet
+
+    torch.manual_seed(0)
     data = open_dataset(f"shapes:size={SIZE},length=4", "test")
-    return make("semflow"), make("discriminative"), data
-
-
-def scores(result):
-    out = result.to_json()
-    out.pop("seconds_per_image")
-    return out
+    # An untrained judge at twice the models' size: the scores' plumbing does not need a good one.
+    judge = Judge(ESPNet(INFO.num_classes, 1, 1).eval(), INFO, JudgeConfig(size=(2 * SIZE, 2 * SIZE)),
+                  Normalization((100.0,) * 3, (50.0,) * 3))
+    return make("semflow"), judge, data
 
 
 def test_evaluate_synthesis_scores_what_synthesize_and_segment_give_by_hand(synthesis_setup):
     """Every score recomputed from ``synthesize`` with mask ``i``'s generator ``make_generator(seed, i)`` (the one
-    ``semflow synthesize --seed`` uses) and the two models' ``segment``; and independent of the batching."""
-    model, segmenter, data = synthesis_setup
-    model, segmenter = model.eval(), segmenter.eval()
-    result = evaluate_synthesis(model, data, segmenter=segmenter, steps=2, samples=2, seed=7, batch_size=4)
+    ``semflow synthesize --seed`` uses), the model's ``segment`` and the judge's features; and independent of the
+    batching."""
+    from semflow.evaluation.feature_distance import judge_distance
+    from semflow.evaluation.synthesis import distances, pooled_features
+
+    model, judge, data = synthesis_setup
+    model = model.eval()
+    result = evaluate_synthesis(model, data, judges={"judge": judge}, steps=2, samples=2, seed=7, batch_size=4)
     labels = torch.stack([data[i]["label"] for i in range(len(data))])
     images = model.synthesize(labels, steps=2, samples=2,
                               generator=[make_generator(7, i) for i in range(len(data))]).images
     flat, repeated = images.flatten(0, 1), labels.repeat_interleave(2, 0)
     cycle, sis = (ConfusionMatrix(INFO.num_classes, INFO.ignore_index) for _ in range(2))
     cycle.update(model.segment(flat, steps=2).labels, repeated)
-    sis.update(segmenter.segment(flat).labels, repeated)
+    judged_labels, fake = pooled_features(judge, flat)
+    sis.update(torch.nn.functional.interpolate(judged_labels[:, None].float(), size=(SIZE, SIZE), mode="nearest-exact")
+               [:, 0].long(), repeated)
+    real = pooled_features(judge, torch.stack([data[i]["image"] for i in range(len(data))]).float() / 255)[1]
+    fd, kid, kid_std = distances(real, fake, seed=7)
+    scores = result.judged["judge"]
     assert result.cycle_miou == pytest.approx(cycle.scores().miou, abs=1e-12)
-    assert result.sis_miou == pytest.approx(sis.scores().miou, abs=1e-12)
+    assert scores.sis_miou == pytest.approx(sis.scores().miou, abs=1e-12)
+    assert (scores.fd, scores.kid, scores.kid_std) == pytest.approx((fd, kid, kid_std), rel=1e-4, abs=1e-9)
+    assert scores.diversity == pytest.approx(float(judge_distance(judge.features)(images[:, 0], images[:, 1]).mean()),
+                                             rel=1e-5)
+    assert scores.judge == judge.name and "from scratch" in judge.name
     assert result.diversity_l1 == pytest.approx(float((images[:, 0] - images[:, 1]).abs().mean()), rel=1e-5)
     assert (result.num_masks, result.samples, result.steps, result.notes) == (4, 2, 2, [])
-    rebatched = evaluate_synthesis(model, data, segmenter=segmenter, steps=2, samples=2, seed=7, batch_size=2)
+    rebatched = evaluate_synthesis(model, data, judges={"judge": judge}, steps=2, samples=2, seed=7, batch_size=2)
     assert rebatched.diversity_l1 == pytest.approx(result.diversity_l1, rel=1e-5)
-    assert rebatched.fd_seg == pytest.approx(result.fd_seg, rel=1e-3, abs=1e-6)
+    assert rebatched.judged["judge"].fd == pytest.approx(scores.fd, rel=1e-3, abs=1e-6)
+    assert rebatched.judged["judge"].kid == pytest.approx(scores.kid, rel=1e-3, abs=1e-9)
 
 
-def test_evaluate_synthesis_one_sample_and_no_segmenter(synthesis_setup):
+def test_evaluate_synthesis_one_sample_and_no_judge(synthesis_setup):
     model, _, data = synthesis_setup
     result = evaluate_synthesis(model, data, steps=1, samples=1, indices=[0, 2])
-    assert result.num_masks == 2 and result.diversity_l1 is None and result.sis_miou is None
-    assert result.fd_seg is None and 0 <= result.cycle_miou <= 1
+    assert result.num_masks == 2 and result.diversity_l1 is None and result.judged == {}
+    assert 0 <= result.cycle_miou <= 1
     assert any("2 samples" in note for note in result.notes)
-    assert any("segmenter" in note for note in result.notes)
+    assert any("no judge" in note for note in result.notes)
 
 
 def test_evaluate_synthesis_refuses_baselines_and_foreign_class_lists(synthesis_setup):
-    model, segmenter, data = synthesis_setup
+    model, judge, data = synthesis_setup
     with pytest.raises(SemflowInputError, match="dsm"):
         evaluate_synthesis(make("dsm"), data, steps=1)
     foreign = dataclasses.replace(INFO, class_names=("a", "b", "c", "d", "e"))
     with pytest.raises(SemflowInputError, match="class list"):
         evaluate_synthesis(make("semflow", info=foreign), data, steps=1)
-    with pytest.raises(SemflowInputError, match="class list"):
-        evaluate_synthesis(model, data, segmenter=make("discriminative", info=foreign), steps=1)
+    other = type(judge)(judge.network, foreign, judge.config, judge.normalization)
+    with pytest.raises(SemflowInputError, match="pretrained judge .*class list"):
+        evaluate_synthesis(model, data, judges={"pretrained": other}, steps=1)
+
+
+def test_the_real_images_ceiling(synthesis_setup):
+    """The ceiling row: at the judge's size and at the models' size, and real-vs-real halves."""
+    from semflow.evaluation.judge import judge_miou
+    from semflow.evaluation.synthesis import judge_real_images
+
+    _, judge, data = synthesis_setup
+    row = judge_real_images(data, {"judge": judge}, (SIZE // 2, SIZE // 2))["judge"]
+    assert row["miou_own_size"] == pytest.approx(judge_miou(judge, data).miou, abs=1e-12)
+    assert row["sis_miou"] == pytest.approx(judge_miou(judge, data, size=(SIZE // 2, SIZE // 2)).miou, abs=1e-12)
+    assert row["num_images"] == 4 and row["fd"] >= 0 and row["kid_std"] is None  # 2 per half: no subsets
 
 
 @pytest.mark.parametrize("method", ["semflow", "dsm", "discriminative"])

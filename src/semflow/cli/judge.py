@@ -1,7 +1,7 @@
 """``semflow bench judge``: train (or reuse) a data set's judge of syntheses and print its real-image mIoU.
 
 The judge (:mod:`semflow.evaluation.judge`) is an ESPNet trained once per data set on the real training images
-and kept in a cache folder (``--judges``, default ``$SEMFLOW_JUDGES`` or ``~/.cache/semflow/judges``) under a
+and kept in a cache folder (``--judges``, default ``judges/`` in semflow's cache folder, ``$SEMFLOW_CACHE`` or ``~/.cache/semflow``) under a
 hash of its configuration and of the training split's content; ``bench paper`` reuses it. With ``--weights``
 (a local ESPNet release file, e.g. ../shared/weights/espnet-camvid/espnet_p_2_q_8_camvid.pth) it starts from
 those weights, otherwise from scratch.
@@ -20,8 +20,8 @@ from semflow.cli.common import positive_int
 def add_judge_args(p: argparse.ArgumentParser) -> None:
     """The judge's options, shared by ``bench judge`` and ``bench paper``."""
     p.add_argument("--judge", type=Path, help="a judge folder to use as it is (instead of the cache's)")
-    p.add_argument("--judges", type=Path, help="cache folder of judges (default $SEMFLOW_JUDGES, else "
-                                               "~/.cache/semflow/judges)")
+    p.add_argument("--judges", type=Path, help="cache folder of judges (default: judges/ in $SEMFLOW_CACHE, "
+                                               "else ~/.cache/semflow)")
     p.add_argument("--judge-weights", help="local ESPNet release weights the judge starts from (default: from "
                                            "scratch); with bench paper also scored as they are, an extra column")
     p.add_argument("--judge-steps", type=positive_int, default=3000, help="judge training steps (default 3000)")

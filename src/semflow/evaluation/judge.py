@@ -49,8 +49,6 @@ CONFIG_FILE = "judge.json"
 WEIGHTS_FILE = "judge.safetensors"
 # Bumped when training or the network changes in a way the configuration does not show: old judges are retrained.
 JUDGE_VERSION = 1
-# Where judges are kept unless told otherwise: $SEMFLOW_JUDGES, else ~/.cache/semflow/judges.
-JUDGES_ENV = "SEMFLOW_JUDGES"
 # ENet's class weighting 1 / ln(c + p_class), as the ESPNet release trains with: rare classes (poles, signs)
 # weigh up to ~10x more than the road, which the judge's mIoU (a mean over classes) rewards.
 CLASS_WEIGHT_C = 1.10
@@ -121,9 +119,11 @@ class Normalization:
 
 
 def default_judges_folder() -> Path:
-    """``$SEMFLOW_JUDGES``, else ``~/.cache/semflow/judges``."""
-    env = os.environ.get(JUDGES_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "semflow" / "judges"
+    """``judges/`` in semflow's cache folder (``$SEMFLOW_CACHE``, else ``$XDG_CACHE_HOME/semflow``, else
+    ``~/.cache/semflow``)."""
+    from semflow.data.cache import default_cache_root
+
+    return default_cache_root() / "judges"
 
 
 def sha256_file(path: str | Path) -> str:
