@@ -28,7 +28,8 @@ WEIGHTS = "network/diffusion_pytorch_model.safetensors"
 def paper_args(out, *extra):
     return ["bench", "paper", "--data", DATA, "--out", str(out), "--size", "16", "16", "--train-steps", "2",
             "--batch-size", "4", "--steps", "1,2", "--table1-steps", "2",
-            "--set", f"model.network_args={json.dumps(TINY_NETWORK)}", "--no-progress", "--no-fid", *extra]
+            "--set", f"model.network_args={json.dumps(TINY_NETWORK)}", "--no-progress", "--no-fid",
+            "--judge-steps", "2", "--judge-size", "16", "16", *extra]  # the judge: in the tests' $SEMFLOW_CACHE
 
 
 def run_paper(out, *extra):
@@ -72,8 +73,17 @@ def test_paper_writes_markdown_json_and_plot(paper):
     assert set(results["synthesis"]) == {"semflow", "semflow-paper"}
     for syn in results["synthesis"].values():
         assert (syn["num_masks"], syn["samples"], syn["steps"]) == (12, 2, 2)
-        assert 0 <= syn["sis_miou"] <= 1 and 0 <= syn["cycle_miou"] <= 1 and 0 < syn["diversity_l1"] <= 1
-        assert syn["fd_seg"] >= 0 and syn["fid"] is None and syn["diversity_lpips"] is None
+        judged = syn["judged"]["judge"]
+        assert 0 <= judged["sis_miou"] <= 1 and 0 <= syn["cycle_miou"] <= 1 and 0 < syn["diversity_l1"] <= 1
+        assert judged["fd"] >= 0 and judged["kid_std"] > 0 and judged["diversity"] > 0
+        assert syn["fid"] is None and syn["diversity_lpips"] is None
+        assert syn["parameters"] > 0 and syn["seconds_per_training_step"] > 0 and syn["seconds_per_image"] > 0
+    real = results["real_images"]["judge"]
+    assert real["num_images"] == 12 and 0 <= real["miou_own_size"] <= 1 and real["fd"] >= 0
+    assert "from scratch" in results["judges"]["judge"]["name"] == real["judge"]
+    assert (out / "synthesis.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    grid = Image.open(out / "synthesis.png")  # 4 masks; mask, real image, 2 samples x 2 synthesizers; 2-pixel gaps
+    assert grid.size == (6 * 16 + 5 * 2, 4 * 16 + 3 * 2)
     checks = results["checks"]
     # The recommended model's, under the solver it segments with by default (the preset's model.solver).
     assert results["semflow_solver"] == (train_config(out, "semflow")["model"]["solver"] or "euler")
@@ -85,8 +95,10 @@ def test_paper_writes_markdown_json_and_plot(paper):
     lead = 100 * (results["table2"]["discriminative"]["miou"]["1"] - euler["2"])
     assert checks["discriminative_minus_semflow_points"] == pytest.approx(lead)
     assert checks["within_5_points"] == (lead <= 5)
-    sis = results["synthesis"]["semflow"]["sis_miou"]
-    assert checks["semflow_sis_miou"] == sis and checks["sis_miou_ge_30_ok"] == (sis >= 0.3)
+    assert checks["semflow_sis_miou"] == results["synthesis"]["semflow"]["judged"]["judge"]["sis_miou"]
+    assert checks["fd_le_rivals_ok"] is None  # no synthesis rival in the list
+    lead = 100 * (real["miou_own_size"] - results["table2"]["discriminative"]["miou"]["1"])
+    assert checks["judge_minus_discriminative_points"] == pytest.approx(lead)
     ratio = results["synthesis"]["semflow"]["diversity_l1"] / results["synthesis"]["semflow-paper"]["diversity_l1"]
     assert checks["diversity_over_paper_preset"] == pytest.approx(ratio)
     assert checks["diversity_ge_3x_paper_preset_ok"] == (ratio >= 3)
@@ -97,7 +109,8 @@ def test_paper_writes_markdown_json_and_plot(paper):
     for name in ("DSM", "Discriminative", "DDIM", "DDPM", "| SemFlow (recommended) | Heun |",
                  "| SemFlow (paper preset) | Euler |", "| SemFlow (recommended) | Snap |",
                  f"| SemFlow (recommended), {results['semflow_solver'].capitalize()} 2 steps |",
-                 "| SemFlow (paper preset), Euler 2 steps |", f"{ratio:.2f}x (target >= 3"):
+                 "| SemFlow (paper preset), Euler 2 steps |", f"{ratio:.2f}x (target >= 3",
+                 "| Real test images (ceiling) |", "Judge: ESPNet"):
         assert name in markdown
 
 
@@ -174,7 +187,7 @@ def test_changed_configuration_refuses_then_retrain_replaces(paper, tmp_path, ca
     assert "another configuration" in capsys.readouterr().err
     assert weights(out) == before and not (out / "paper.json").exists()
     code, stdout = run_paper(out, "--lr", "0.01", "--retrain")
-    assert code == 0 and stdout.count("semflow bench paper: training") == 4 and "reusing" not in stdout
+    assert code == 0 and stdout.count("semflow bench paper: training") == 4 and "paper: reusing" not in stdout
     for model in MODELS:
         assert train_config(out, model)["train"]["lr"] == 0.01
         assert weights(out)[model][0] != before[model][0]

@@ -2,17 +2,23 @@
 backbone and budget, and write the analogs of the paper's Table 1 (segmentation and synthesis) and Table 2
 (mIoU against sampling steps) as Markdown, JSON and a plot.
 
+Synthesis is scored by an independent judge (``semflow bench judge``): an ESPNet trained once per data set on the
+real training images, kept in a cache folder (--judges) and reused by every later run; --judge-weights starts it
+from a local ESPNet release file and also scores the syntheses with those weights as they are (an extra column).
+OUT/synthesis.png shows, for the same test masks, the real image and two samples of every synthesizer.
+
 SemFlow is trained twice, with the ``recommended`` preset (``semflow train``'s default) and with the ``paper``
 preset (the authors' recipe), on the same data, budget, network and --palette, so that their rows differ only
 in the flow recipe. OUT/models/{semflow,semflow-paper,dsm,discriminative} hold the four models; a model whose
 train_config.json matches is reused, an interrupted one resumes from its last checkpoint. OUT/paper.md,
-OUT/paper.json and OUT/paper.png are the results.
+OUT/paper.json, OUT/paper.png and OUT/synthesis.png are the results.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import io
 import json
 import shlex
 import time
@@ -22,8 +28,10 @@ from typing import Any
 import torch
 
 from semflow.cli.common import add_device_arg, parse_steps, positive_int, seed_int
+from semflow.cli.judge import add_judge_args
 from semflow.errors import SemflowInputError
 from semflow.config import PALETTES
+from semflow.io import write_bytes
 
 # The demo's UNet (0.7M parameters): small enough for the four models on 2 CPU cores at 48x64 (three took well
 # under an hour). Any --set model.network... replaces it.
@@ -39,8 +47,10 @@ MODELS: dict[str, tuple[str, str | None]] = {
 # sweep over every step count for a comparison the Euler row already makes.
 SAMPLERS = (("semflow", "euler"), ("semflow", "heun"), ("semflow", "snap"), ("semflow-paper", "euler"), ("dsm", "ddim"),
             ("dsm", "ddpm"))
-# Table 1's synthesis rows, each scored with the discriminative model (SIS-mIoU, FD-seg).
+# Table 1's synthesizers (folders under OUT/models), each scored by the judges: the one list of them.
 SYNTHESIS = ("semflow", "semflow-paper")
+# Test masks shown in OUT/synthesis.png (evenly spaced over the scored ones).
+GRID_MASKS = 4
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -70,6 +80,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fid-weights", help="Inception weights for FID (optional extra semflow[metrics])")
     p.add_argument("--lpips-weights", help="AlexNet backbone weights for LPIPS (optional extra semflow[metrics])")
     p.add_argument("--no-fid", action="store_true", help="skip FID/LPIPS even where their weights are found")
+    add_judge_args(p)
+    p.add_argument("--pretrained-judge-size", type=positive_int, nargs=2, metavar=("H", "W"),
+                   help="resolution the --judge-weights release segments at in its extra column (default: the "
+                        "judge's; the CamVid release was trained at 360 480)")
     p.add_argument("--seed", type=seed_int, default=0, help="random seed (training and sampling)")
     p.add_argument("--batch-size-eval", type=positive_int, default=16, help="images per forward pass when scoring")
     p.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
@@ -215,18 +229,25 @@ def run(args: argparse.Namespace) -> int:
     from semflow.data import open_dataset
     from semflow.evaluation.segmentation import evaluate_segmentation
     from semflow.evaluation.subset import evenly_spaced_indices
-    from semflow.evaluation.synthesis import evaluate_synthesis
+    from semflow.cli.judge import judge_from_args
+    from semflow.evaluation.judge import release_judge
+    from semflow.evaluation.synthesis import evaluate_synthesis, judge_real_images
 
     began = time.perf_counter()
     steps = parse_steps(args.steps)
     device = pick_device(args.device)
     configs = {name: run_config(args, name) for name in MODELS}  # every configuration error before any work
-    train_info = open_dataset(args.data, "train").info
-    split = args.split or default_split(train_info)
+    train = open_dataset(args.data, "train")
+    split = args.split or default_split(train.info)
     test = open_dataset(args.data, split)
     indices = evenly_spaced_indices(len(test), args.test_images)
     reuse = plan(args, configs)
     fid, lpips, notes = perceptual_metrics(args, device)
+    judge, judge_folder = judge_from_args(args, train)
+    judges = {"judge": judge.eval()}
+    if args.judge_weights:
+        size = tuple(args.pretrained_judge_size) if args.pretrained_judge_size else judge.size
+        judges["pretrained"] = release_judge(args.judge_weights, train, size)
 
     models, training = {}, {}
     for name, config in configs.items():
@@ -250,12 +271,16 @@ def run(args: argparse.Namespace) -> int:
     for name in SYNTHESIS:
         print(f"semflow bench paper: synthesizing with {name}, {args.samples} image(s) per mask at "
               f"{args.table1_steps} steps")
-        made = evaluate_synthesis(models[name], test, segmenter=models["discriminative"],
+        made = evaluate_synthesis(models[name], test, judges=judges,
                                   steps=args.table1_steps, samples=args.samples, seed=args.seed,
                                   batch_size=args.batch_size_eval, fid=fid, lpips=lpips, indices=indices,
                                   progress=bar(f"synthesis {name}"))
-        synthesis[name] = made.to_json()
-        notes += [n for n in made.notes if n not in notes]  # the same for both models
+        synthesis[name] = {**made.to_json(), "parameters": parameter_count(models[name]),
+                           "seconds_per_training_step": seconds_per_step(args.out / "models" / name)}
+        notes += [n for n in made.notes if n not in notes]  # the same for every model
+    print("semflow bench paper: judging the real test images")
+    real_images = judge_real_images(test, judges, tuple(args.size), indices=indices, seed=args.seed)
+    grid = synthesis_grid({name: models[name] for name in SYNTHESIS}, test, indices, args)
     results = {
         "command": shlex.join(["semflow", "bench", "paper", *_argv(args)]),
         "data": args.data, "split": split, "size": list(args.size), "codec": configs["semflow"].model.codec,
@@ -264,15 +289,68 @@ def run(args: argparse.Namespace) -> int:
         "num_images": disc.num_images, "split_images": len(test), "steps": steps,
         "table1_steps": args.table1_steps, "presets": {name: MODELS[name][1] for name in SYNTHESIS},
         "semflow_recipe_difference": recipe_difference(configs["semflow-paper"], configs["semflow"]),
-        "training": training, "table2": table2, "synthesis": synthesis, "notes": notes,
+        "training": training, "table2": table2, "synthesis": synthesis, "real_images": real_images,
+        "judges": {role: {"name": j.name, "size": list(j.size), "record": j.record} for role, j in judges.items()},
+        "judge_folder": str(judge_folder), "notes": notes,
         "device": str(device), "threads": torch.get_num_threads(),
     }
     results["total_seconds"] = time.perf_counter() - began
     write_results(results, args.out)
+    write_bytes(grid, args.out / "synthesis.png")
     print((args.out / "paper.md").read_text())
     print(f"semflow bench paper: done in {results['total_seconds'] / 60:.1f} min; wrote {args.out / 'paper.md'}, "
-          f"{args.out / 'paper.json'} and {args.out / 'paper.png'}")
+          f"{args.out / 'paper.json'}, {args.out / 'paper.png'} and {args.out / 'synthesis.png'}")
     return 0
+
+
+def parameter_count(model) -> int:
+    """Trained parameters of a model (all its parts: a GAN's discriminator too)."""
+    counts = model.parameter_counts() if hasattr(model, "parameter_counts") else \
+        {"network": sum(p.numel() for p in model.trainable.parameters())}
+    return int(sum(counts.values()))
+
+
+def seconds_per_step(folder: Path) -> float | None:
+    """Training wall-clock seconds per optimiser step, from the model folder's loss log (the run that trained it,
+    across resumes; ``None`` without a log)."""
+    from semflow.training.history import LOSS_FILE, read_loss
+
+    rows = read_loss(folder / LOSS_FILE, up_to=10**12)
+    return rows[-1][3] / rows[-1][0] if rows and rows[-1][0] > 0 else None
+
+
+@torch.no_grad()
+def synthesis_grid(models: dict[str, Any], test, indices, args: argparse.Namespace) -> bytes:
+    """PNG bytes: one row per test mask (:data:`GRID_MASKS` of the scored ones), its colour mask, its real image and
+    two samples of every synthesizer at the models' size (the same seeds as the scores: mask ``i`` of the split
+    gets ``make_generator(seed, i)``)."""
+    import numpy as np
+    from PIL import Image
+
+    from semflow.data.transforms import eval_transform, resize_label
+    from semflow.rendering import colorize
+    from semflow.seeding import make_generator
+
+    scored = list(indices) if indices is not None else list(range(len(test)))
+    chosen = [scored[round(i * (len(scored) - 1) / max(GRID_MASKS - 1, 1))] for i in range(min(GRID_MASKS, len(scored)))]
+    first = next(iter(models.values()))
+    size = tuple(args.size)
+    rows = []
+    for index in chosen:
+        sample = test[index]
+        mask = resize_label(sample["label"], size)
+        cells = [colorize(mask, first), (eval_transform(sample, size).permute(1, 2, 0).numpy() * 255).round()]
+        for model in models.values():
+            # The position in the scored list keys the generator, as evaluate_synthesis does.
+            images = model.synthesize(mask[None], steps=args.table1_steps, samples=2,
+                                      generator=[make_generator(args.seed, scored.index(index))]).images[0]
+            cells += [(image.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round() for image in images]
+        gap = np.full((size[0], 2, 3), 255.0)
+        rows.append(np.concatenate([c for cell in cells for c in (np.asarray(cell, dtype=np.float64), gap)][:-1], axis=1))
+    picture = np.concatenate([r for row in rows for r in (row, np.full((2, row.shape[1], 3), 255.0))][:-1], axis=0)
+    buffer = io.BytesIO()
+    Image.fromarray(picture.astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _argv(args: argparse.Namespace) -> list[str]:
@@ -290,6 +368,13 @@ def _argv(args: argparse.Namespace) -> list[str]:
         out += ["--codec", args.codec]
     if args.codec_path:
         out += ["--codec-path", args.codec_path]
+    if args.judge:
+        out += ["--judge", str(args.judge)]
+    if args.judge_weights:
+        out += ["--judge-weights", args.judge_weights]
+    if args.pretrained_judge_size:
+        out += ["--pretrained-judge-size", *map(str, args.pretrained_judge_size)]
+    out += ["--judge-steps", str(args.judge_steps)]
     for item in args.overrides:
         out += ["--set", item]
     return out

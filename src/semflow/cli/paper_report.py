@@ -11,7 +11,7 @@ from semflow.io import write_bytes
 
 # Row labels of the models under OUT/models (semflow.cli.paper.MODELS).
 NAMES = {"semflow": "SemFlow (recommended)", "semflow-paper": "SemFlow (paper preset)", "dsm": "DSM",
-         "discriminative": "Discriminative"}
+         "discriminative": "Discriminative", "noise-flow": "noise-flow", "spade": "SPADE"}
 SOLVER_NAMES = {"euler": "Euler", "heun": "Heun", "snap": "Snap", "ddim": "DDIM", "ddpm": "DDPM", "forward": "one pass"}
 
 
@@ -64,14 +64,96 @@ def shape_checks(results: dict[str, Any]) -> dict[str, Any]:
         checks["discriminative_minus_semflow_points"] = lead
         checks["within_5_points"] = lead <= 5.0
     syn = results["synthesis"]
-    sis = syn["semflow"]["sis_miou"]
-    checks["semflow_sis_miou"] = sis
-    checks["sis_miou_ge_30_ok"] = None if sis is None else 100 * sis >= 30.0
+    checks.update(synthesis_checks(results))
     ours, theirs = syn["semflow"]["diversity_l1"], syn["semflow-paper"]["diversity_l1"]
     ratio = ours / theirs if ours is not None and theirs else None
     checks["diversity_over_paper_preset"] = ratio
     checks["diversity_ge_3x_paper_preset_ok"] = None if ratio is None else ratio >= 3.0
     return checks
+
+
+def judged(entry: dict[str, Any], role: str = "judge") -> dict[str, Any]:
+    """One synthesizer's scores by the judge ``role`` (empty where it was not judged)."""
+    return entry.get("judged", {}).get(role) or {}
+
+
+def synthesis_checks(results: dict[str, Any]) -> dict[str, Any]:
+    """Issue 21's targets for the recommended SemFlow model against the synthesis rivals present (``noise-flow``,
+    ``spade``; ``None`` where none is), all by the trained judge: FD and KID at or below every rival's, SIS-mIoU at
+    least the best rival's minus 1 point, feature diversity at least every rival's; and the judge's real-image mIoU
+    at least 10 points above the discriminative model's."""
+    syn = results["synthesis"]
+    ours = judged(syn["semflow"])
+    rivals = [judged(entry) for name, entry in syn.items() if not name.startswith("semflow")]
+    checks: dict[str, Any] = {"semflow_sis_miou": ours.get("sis_miou")}
+
+    def against(key: str, better) -> bool | None:
+        values = [r.get(key) for r in rivals if r.get(key) is not None]
+        return None if not values or ours.get(key) is None else better(ours[key], values)
+
+    checks["fd_le_rivals_ok"] = against("fd", lambda a, v: a <= min(v))
+    checks["kid_le_rivals_ok"] = against("kid", lambda a, v: a <= min(v))
+    checks["sis_miou_ge_best_rival_minus_1_ok"] = against("sis_miou", lambda a, v: 100 * a >= 100 * max(v) - 1)
+    checks["feature_diversity_ge_rivals_ok"] = against("diversity", lambda a, v: a >= max(v))
+    real = results.get("real_images", {}).get("judge")
+    if real is not None:
+        lead = 100 * (real["miou_own_size"] - results["table2"]["discriminative"]["miou"]["1"])
+        checks["judge_minus_discriminative_points"] = lead
+        checks["judge_10_points_above_discriminative_ok"] = lead >= 10
+    return checks
+
+
+def _kid(scores: dict[str, Any]) -> str:
+    """KID x 1000 with its spread over subsets."""
+    if scores.get("kid") is None:
+        return "—"
+    spread = f" ± {1000 * scores['kid_std']:.1f}" if scores.get("kid_std") is not None else ""
+    return f"{1000 * scores['kid']:.1f}{spread}"
+
+
+def synthesis_table(results: dict[str, Any]) -> list[str]:
+    """Table 1's synthesis columns: one row per synthesizer and the real test images (the ceiling)."""
+    syn, real = results["synthesis"], results.get("real_images", {})
+    pretrained = "pretrained" in results.get("judges", {})
+    first = next(iter(syn.values()))
+    head = ["synthesizer", "FD", "KID ×1000", "SIS-mIoU (%)"] + (["SIS-mIoU, pretrained (%)"] if pretrained else []) \
+        + ["diversity (pixel L1)", "diversity (judge features)", "cycle mIoU (%)", "s / training step", "s / sample",
+           "parameters"]
+    lines = ["", f"**Table 1 analog, synthesis** ({first['samples']} samples per mask of the scored test images at "
+             f"{first['steps']} steps; FD, KID, SIS-mIoU and feature diversity by the judge)", "",
+             "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for name, entry in syn.items():
+        scores = judged(entry)
+        cells = [_num(scores.get("fd"), 2), _kid(scores), _pct(scores.get("sis_miou"))]
+        if pretrained:
+            cells.append(_pct(judged(entry, "pretrained").get("sis_miou")))
+        cells += [_num(entry["diversity_l1"]), _num(scores.get("diversity")), _pct(entry["cycle_miou"]),
+                  _num(entry.get("seconds_per_training_step"), 3), _num(entry["seconds_per_image"], 3),
+                  f"{entry['parameters'] / 1e6:.2f}M" if entry.get("parameters") else "—"]
+        lines.append(f"| {NAMES.get(name, name)} | " + " | ".join(cells) + " |")
+    if "judge" in real:
+        ceiling = real["judge"]
+        cells = [_num(ceiling["fd"], 2), _kid(ceiling), _pct(ceiling["sis_miou"])]
+        if pretrained:
+            cells.append(_pct(real.get("pretrained", {}).get("sis_miou")))
+        cells += ["—"] * 6
+        lines.append("| Real test images (ceiling) | " + " | ".join(cells) + " |")
+    size = results["size"]
+    lines += ["", f"Judge: {results['judges']['judge']['name']} (folder `{results.get('judge_folder')}`)."]
+    if "judge" in real:
+        lines[-1] += (f" On the {real['judge']['num_images']} scored real test images it scores {_pct(real['judge']['miou_own_size'])} "
+                      f"% mIoU at its own size and {_pct(real['judge']['sis_miou'])} % when they are first brought to the "
+                      f"synthesizers' {size[0]}x{size[1]} (the ceiling row's SIS-mIoU).")
+    if pretrained:
+        lines.append(f"Pretrained column: {results['judges']['pretrained']['name']}" + (
+            f", {_pct(real['pretrained']['miou_own_size'])} % mIoU on the same real images at its size." if "pretrained" in real else "."))
+    lines.append("FD and KID: between the real test images and the samples, both at the synthesizers' size, in the "
+                 "judge's 1/8-scale features averaged over space (256 values); the ceiling row compares the real images' "
+                 "two halves (even and odd positions). KID is unbiased; ± is its std over 100 subsets of half the "
+                 "images. Feature diversity: the LPIPS analogue (unit-normalised judge features at 1/2, 1/4 and 1/8 "
+                 "scale, unweighted). Seconds per training step come from each model's own training log (runs at "
+                 "different times and machine loads); seconds per sample from this run.")
+    return lines
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -102,26 +184,21 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {NAMES[model]} | {SOLVER_NAMES[solver]} | " + " | ".join(cells) + " |")
     syn = results["synthesis"]
     most = str(max(steps))
-    first = next(iter(syn.values()))
     lines += [
-        "", f"**Table 1 analog** (segmentation mIoU; synthesis from the split's masks, {first['samples']} samples per "
-        f"mask at {first['steps']} Euler steps)", "",
-        "| model | mIoU (%) | SIS-mIoU (%) | cycle mIoU (%) | diversity (pixel L1) | diversity (LPIPS) | FD-seg | FID |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "", f"**Table 1 analog, segmentation** (mIoU % at {k} steps)", "",
+        "| model | mIoU (%) |", "|---|---:|",
     ]
-    for model, entry in syn.items():
+    for model in ("semflow", "semflow-paper"):
         row = default_row(results) if model == "semflow" else f"{model}-euler"
-        lines.append(f"| {NAMES[model]}, {SOLVER_NAMES[_split(row)[1]]} {k} steps | {_pct(t2[row]['miou'].get(k))} | "
-                     f"{_pct(entry['sis_miou'])} | {_pct(entry['cycle_miou'])} | {_num(entry['diversity_l1'])} | "
-                     f"{_num(entry['diversity_lpips'])} | {_num(entry['fd_seg'], 2)} | {_num(entry['fid'], 2)} |")
+        lines.append(f"| {NAMES[model]}, {SOLVER_NAMES[_split(row)[1]]} {k} steps | {_pct(t2[row]['miou'].get(k))} |")
     lines += [
-        f"| DSM (DDIM, {most} steps) | {_pct(t2['dsm-ddim']['miou'].get(most))} | — | — | — | — | — | — |",
-        f"| Discriminative (one pass) | {_pct(t2['discriminative']['miou']['1'])} | — | — | — | — | — | — |",
-        "",
-        "SIS-mIoU: the discriminative model segments the synthesized images, scored against the input masks. "
-        "Cycle: SemFlow segments its own synthesized images. FD-seg: Fréchet distance in the discriminative model's "
-        "UNet bottleneck features (not FID; comparable only within one run).",
+        f"| DSM (DDIM, {most} steps) | {_pct(t2['dsm-ddim']['miou'].get(most))} |",
+        f"| Discriminative (one pass) | {_pct(t2['discriminative']['miou']['1'])} |",
     ]
+    lines += synthesis_table(results)
+    if any(entry.get("fid") is not None or entry.get("diversity_lpips") is not None for entry in syn.values()):
+        lines += ["", "| synthesizer | FID | diversity (LPIPS) |", "|---|---:|---:|"]
+        lines += [f"| {NAMES.get(n, n)} | {_num(e.get('fid'), 2)} | {_num(e.get('diversity_lpips'))} |" for n, e in syn.items()]
     difference = results.get("semflow_recipe_difference", {})
     if difference:
         lines += ["", f"The two SemFlow models share data, budget, network and the palette `{results['palette']}` "
@@ -146,13 +223,19 @@ def markdown(results: dict[str, Any]) -> str:
         if "discriminative_minus_semflow_points" in checks:
             lines.append(f"- Discriminative minus SemFlow ({k} steps): {checks['discriminative_minus_semflow_points']:.1f} "
                          f"mIoU points (target <= 5: {_met(checks['within_5_points'])})")
-        lines.append(f"- SemFlow SIS-mIoU: {_pct(checks['semflow_sis_miou'])} % (target >= 30: "
-                     f"{_met(checks['sis_miou_ge_30_ok'])})")
+        lines.append(f"- SemFlow SIS-mIoU (judge): {_pct(checks['semflow_sis_miou'])} %; against the synthesis rivals: FD "
+                     f"at or below theirs {_met(checks['fd_le_rivals_ok'])}, KID {_met(checks['kid_le_rivals_ok'])}, "
+                     f"SIS-mIoU at least the best rival's minus 1 point {_met(checks['sis_miou_ge_best_rival_minus_1_ok'])}, "
+                     f"feature diversity at least theirs {_met(checks['feature_diversity_ge_rivals_ok'])}")
+        if "judge_minus_discriminative_points" in checks:
+            lines.append(f"- Judge's real-image mIoU minus the discriminative model's: "
+                         f"{checks['judge_minus_discriminative_points']:+.1f} points (target >= 10: "
+                         f"{_met(checks['judge_10_points_above_discriminative_ok'])})")
         ratio = checks["diversity_over_paper_preset"]
         lines.append(f"- SemFlow diversity (pixel L1) / the paper preset's: {_num(ratio, 2)}x (target >= 3: "
                      f"{_met(checks['diversity_ge_3x_paper_preset_ok'])})")
     lines += ["", "Training: " + ", ".join(
-        f"{NAMES[m]} " + ("reused" if t.get("reused") else f"{t['steps']} steps in {t['seconds'] / 60:.1f} min, final loss "
+        f"{NAMES.get(m, m)} " + ("reused" if t.get("reused") else f"{t['steps']} steps in {t['seconds'] / 60:.1f} min, final loss "
                           f"{t['final_loss']:.4f}") for m, t in results["training"].items())
         + f". Whole run: {results['total_seconds'] / 60:.1f} min ({results['threads']} threads, {results['device']})."]
     lines += [f"- note: {n}" for n in results.get("notes", [])]
