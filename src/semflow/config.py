@@ -288,7 +288,8 @@ class TrainConfig:
     ``cache_latents``: encode every training image once and keep its posterior ``(mean, std)``, drawing
     ``z0 = mean + std * eps`` each step: the same loss as without the cache, for frozen codecs. It needs
     inputs that do not change between epochs, so ``augment`` must be ``flip`` (both orientations are
-    cached: a latent codec's encoder does not commute with flipping) or ``none``.
+    cached: a latent codec's encoder does not commute with flipping) or ``none``; left unset (``None``), the
+    augmentation is ``scale-crop-flip``, or ``flip`` with the cache.
     """
 
     data: str = "shapes"
@@ -310,7 +311,7 @@ class TrainConfig:
     skip_bad: bool = False
     cache: bool = True
     scale_lr: bool = False
-    augment: str = "scale-crop-flip"
+    augment: str | None = None
     cache_latents: bool = False
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
@@ -335,6 +336,8 @@ class TrainConfig:
             raise SemflowInputError(f"train.ema_decay={self.ema_decay}; expected a number in (0, 1) or null")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise SemflowInputError(f"train.mixed_precision={self.mixed_precision!r}; expected no, bf16 or fp16")
+        if self.augment is None:  # the default: the most random augmentation the run's inputs allow
+            self.augment = "flip" if self.cache_latents else "scale-crop-flip"
         if self.augment not in AUGMENTATIONS:
             raise SemflowInputError(f"train.augment={self.augment!r}; expected one of {', '.join(AUGMENTATIONS)}")
         if self.cache_latents and self.augment == "scale-crop-flip":

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -160,3 +161,28 @@ def plan_outputs(inputs: Iterable[Path], names: Callable[[Path], list[str]], out
 
 def _key(path: Path) -> str:
     return str(path.resolve()).casefold()
+
+
+def write_failure(err: BaseException, where: str | Path | None = None) -> str | None:
+    """Why a write failed, when ``err`` is the machine refusing one (a full disk, a read-only or vanished folder);
+    ``None`` for any other error.
+
+    Besides ``OSError``, the writers of weights report a refused write in their own way: safetensors raises
+    ``SafetensorError("... I/O error: No space left on device")`` and torch's zip writer (``torch.save``) a
+    ``RuntimeError`` about the file position it could not reach. ``where``: a path on the disk written to, checked
+    for room when the message does not say why.
+    """
+    if isinstance(err, OSError):
+        return err.strerror or str(err)
+    text = str(err)
+    if type(err).__name__ == "SafetensorError" and "I/O error" in text:
+        return text.split("I/O error:", 1)[1].split("(os error")[0].strip() or "I/O error"
+    if isinstance(err, RuntimeError) and ("PytorchStreamWriter" in text or "inline_container" in text):
+        if where is not None:
+            try:
+                if shutil.disk_usage(_existing_ancestor(Path(where))).free < 1 << 20:
+                    return "No space left on device"
+            except OSError:
+                pass
+        return "the file could not be written"
+    return None

@@ -119,3 +119,73 @@ def test_command_refuses_a_bad_port_before_loading_anything(tmp_path, capsys):
     pytest.importorskip("gradio")
     assert main(["app", "--model", str(tmp_path / "missing"), "--port", "70000"]) == 2
     assert "--port 70000; expected 1 to 65535" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- issue 23
+def _canvas(gr, handlers):
+    from semflow.app.ui import build_app
+
+    app = build_app(gr, handlers, examples=None)
+    return next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "synth-canvas")
+
+
+@pytest.mark.parametrize("how", ["file", "bytes"])
+def test_the_canvas_is_checked_before_gradio_decodes_it(gr, pipe, semflow_dir, workspace, tmp_path, monkeypatch, how):
+    """A small PNG claiming 12000 x 12000 pixels, sent as the Synthesize canvas, is refused from its header: the
+    decoder is never reached (Gradio's ImageEditor decodes before any handler runs)."""
+    from gradio.data_classes import FileData
+
+    from hostile import claimed_png
+
+    editor = _canvas(gr, handlers_for(pipe, semflow_dir, workspace))
+    bomb = claimed_png(tmp_path / "bomb.png", 12000, 12000, rows=8)  # a few hundred bytes, truncated
+    monkeypatch.setattr(Image.Image, "convert", lambda *a, **k: pytest.fail("decoded the bomb"))
+    part = FileData(path=str(bomb), orig_name="bomb.png") if how == "file" else bomb.read_bytes()
+    with pytest.raises(gr.Error, match=r"12000x12000 = 144\.0 megapixels; the limit is 16\.8"):
+        editor.convert_and_format_image(part, flatten_on_white=True)
+
+
+def test_a_canvas_within_the_limits_is_decoded(gr, pipe, semflow_dir, workspace, tmp_path):
+    from gradio.data_classes import FileData
+
+    editor = _canvas(gr, handlers_for(pipe, semflow_dir, workspace))
+    Image.fromarray(np.full((16, 16, 3), 7, np.uint8)).save(tmp_path / "small.png")
+    picture = editor.convert_and_format_image(FileData(path=str(tmp_path / "small.png")), flatten_on_white=True)
+    assert picture.shape == (16, 16, 3) and (picture == 7).all()
+
+
+def test_gradio_keeps_its_hash_seed_in_the_workspace(tmp_path):
+    """In a fresh process: importing Gradio through the app writes nothing outside the app's temporary folder
+    (Gradio would write hash_seed.txt into the installed package)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("gradio", reason="the app extra is not installed")
+    script = """
+import os, sys
+from semflow.app.workspace import Workspace
+ws = Workspace()
+outside = []
+def hook(event, args):
+    if event == "open" and isinstance(args[0], (str, bytes)):
+        mode, flags = args[1], args[2]
+        if (isinstance(mode, str) and set(mode) & set("wax+")) or (mode is None and flags & (os.O_WRONLY | os.O_RDWR)):
+            path = os.path.realpath(os.fsdecode(args[0]))
+            if not path.startswith(os.path.realpath(str(ws.path))):
+                outside.append(path)
+sys.addaudithook(hook)
+from semflow.app.ui import import_gradio
+gr = import_gradio(ws)
+import gradio.processing_utils, gradio.utils
+assert gradio.utils.HASH_SEED_PATH.startswith(str(ws.path)), gradio.utils.HASH_SEED_PATH
+assert os.path.isfile(gradio.utils.HASH_SEED_PATH)
+print("OUTSIDE", outside)
+ws.close()
+"""
+    import os
+
+    inherited = ("MPLCONFIGDIR", "GRADIO_TEMP_DIR")  # set by this process's own confine()
+    env = {**{k: v for k, v in os.environ.items() if k not in inherited}, "TMPDIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "OUTSIDE []" in done.stdout, done.stdout

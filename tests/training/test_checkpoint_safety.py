@@ -260,3 +260,105 @@ def test_a_really_full_disk_during_segment(tiny_model, small_disk, tmp_path, cap
     assert all(f"{s}.png" in written and f"{s}_color.png" in written for s in stems)  # complete pairs only
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
+
+
+# ---------------------------------------------------------------------------------------------- round three (issue 23)
+@pytest.mark.parametrize("size", ["700k", "1200k", "1500k"])
+def test_a_disk_that_fills_during_a_fresh_run(tmp_path, capsys, size):
+    """The disk fills in a checkpoint's weights (safetensors' writer), its optimizer state (torch's zip writer) or
+    the final model: one line, exit 1, no temporary folder, every checkpoint left complete."""
+    disk = tmp_path / "disk"
+    if not mountable_tmpfs(disk, size):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        out = disk / "m"
+        code = main(train_args(out, 6, "--set", "train.checkpoints_total_limit=0"))
+        err = capsys.readouterr().err
+        assert code == 1, err
+        assert len(error_lines(err)) == 1 and "No space left on device" in err
+        assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+        for step in (out / "checkpoints").iterdir():
+            assert step.name.startswith("step_") and (step / "progress.json").is_file()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_safetensors_write_failure_at_the_final_save_is_one_line(run, monkeypatch, capsys):
+    from safetensors import SafetensorError
+
+    import semflow.training.loop as loop
+
+    def full(self, directory):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(loop.Segmenter, "save_pretrained", full)
+    assert main(train_args(run, 6, "--resume", "latest")) == 1
+    err = capsys.readouterr().err
+    assert len(error_lines(err)) == 1 and "No space left on device" in err and "step_0000006" in err
+
+
+def test_a_diverging_fresh_run_leaves_nothing(tmp_path, capsys):
+    out = tmp_path / "m"
+    assert main(tiny_train_args(out) + ["--lr", "1e30", "--set", "train.warmup_steps=0"]) == 2
+    err = capsys.readouterr().err
+    (line,) = error_lines(err)
+    assert "the loss is nan" in line and "nothing of this run is kept" in line and "checkpoint is" not in line
+    assert not out.exists()
+
+
+def test_a_diverging_resumed_run_names_its_last_checkpoint(run, capsys):
+    before = (run / "loss.csv").read_text()
+    assert main(train_args(run, 8, "--resume", "latest", "--set", "train.lr=1e30")) == 2
+    line = error_lines(capsys.readouterr().err)
+    assert len(line) == 1 and "step_0000004" in line[0] and (run / "checkpoints" / "step_0000004").is_dir()
+    assert (run / "train_config.json").is_file() and (run / "loss.csv").read_text().startswith(before.splitlines()[0])
+
+
+def test_nan_weights_in_a_checkpoint_are_refused_on_resume(run, capsys):
+    from safetensors.torch import save_file
+
+    file = run / "checkpoints" / "step_0000004" / "model.safetensors"
+    state = load_file(str(file))
+    first = next(iter(state))
+    save_file({**state, first: state[first] * float("nan")}, str(file))
+    assert main(train_args(run, 6, "--resume", "latest")) == 2
+    (line,) = error_lines(capsys.readouterr().err)
+    assert "NaN or infinite" in line and first in line
+    assert checkpoints(run) == ["step_0000002", "step_0000004"]
+
+
+@pytest.mark.parametrize("change", [{"step": -5}, {"step": 10**12}, {"batch_in_epoch": -1}, {"epoch": 10**12},
+                                    {"step": 3}])
+def test_an_absurd_progress_file_is_refused(run, capsys, change):
+    file = run / "checkpoints" / "step_0000004" / "progress.json"
+    file.write_text(json.dumps({**json.loads(file.read_text()), **change}))
+    before = {name: (run / name).read_bytes() for name in ("loss.csv", "network/diffusion_pytorch_model.safetensors")}
+    assert main(train_args(run, 6, "--resume", "latest")) == 2
+    (line,) = error_lines(capsys.readouterr().err)
+    assert "progress.json" in line
+    assert {name: (run / name).read_bytes() for name in before} == before
+
+
+def test_a_batch_beyond_the_epoch_is_refused(run, capsys):
+    file = run / "checkpoints" / "step_0000004" / "progress.json"
+    file.write_text(json.dumps({**json.loads(file.read_text()), "batch_in_epoch": 1000}))
+    assert main(train_args(run, 6, "--resume", "latest")) == 2
+    assert "of an epoch of" in capsys.readouterr().err
+
+
+def test_resuming_a_finished_run_changes_nothing(run, capsys):
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert main(train_args(run, 4, "--resume", "latest")) == 0
+    out = capsys.readouterr().out
+    assert "nothing to train" in out and "nan" not in out and "--steps above 4" in out
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert {p for p in after if p.name != "train_config.json"} == {p for p in before if p.name != "train_config.json"}
+    assert all(after[p] == before[p] for p in before if p.name != "train_config.json")
+
+
+def test_checkpoints_have_the_usual_permissions(finished):
+    old = os.umask(0o022)
+    os.umask(old)
+    for path in (finished / "checkpoints").rglob("*"):
+        assert path.stat().st_mode & 0o777 == (0o777 if path.is_dir() else 0o666) & ~old, path
+    assert (finished / "network" / "diffusion_pytorch_model.safetensors").stat().st_mode & 0o777 == 0o666 & ~old

@@ -49,10 +49,19 @@ def test_merge_orders_rows_by_sample_and_checks_coverage():
 
 
 def test_cache_needs_inputs_that_do_not_change():
+    # Left to the default, the augmentation is the most random the cache can hold (issue 23); asked for, refused.
+    assert load_run_config(None, ["train.cache_latents=true"]).train.augment == "flip"
+    assert load_run_config(None, []).train.augment == "scale-crop-flip"
     with pytest.raises(SemflowInputError, match="augment=flip or none"):
-        load_run_config(None, ["train.cache_latents=true"])
+        load_run_config(None, ["train.cache_latents=true", "train.augment=scale-crop-flip"])
     with pytest.raises(SemflowInputError, match="train.augment"):
         load_run_config(None, ["train.augment=crop"])
+
+
+def test_cache_latents_with_the_default_augmentation_trains(tmp_path, capsys):
+    assert main(tiny_train_args(tmp_path / "m") + ["--cache-latents"]) == 0
+    assert "augmentation flip" in capsys.readouterr().out
+    assert json.loads((tmp_path / "m" / "train_config.json").read_text())["train"]["augment"] == "flip"
 
 
 @pytest.mark.parametrize("codec", ["pixel", "autoencoder-kl"])

@@ -21,7 +21,7 @@ from semflow.app.segmentation import SegmentedImage, overlay, segment_image
 from semflow.app.synthesis import (
     blank_canvas, canvas_size, mask_from_canvas, mask_to_canvas, segment_back, synthesize_samples,
 )
-from semflow.app.uploads import UploadLimits, read_image_upload, read_mask_upload, safe_stem
+from semflow.app.uploads import UploadLimits, check_canvas_image, read_image_upload, read_mask_upload, safe_stem
 from semflow.app.workspace import Workspace, confine
 from semflow.data.transforms import resize_label
 from semflow.errors import SemflowInputError
@@ -199,6 +199,23 @@ def _guard(fn: Any, gr: Any) -> Any:
     return wrapper
 
 
+def guard_decoding(editor: Any, gr: Any, limits: UploadLimits) -> None:
+    """Every picture the canvas sends passes :func:`check_canvas_image` (bytes, and pixels from the header) before
+    Gradio decodes it, as every upload does: Gradio's ImageEditor decodes its background, layers and composite
+    itself, before the handler runs (a 400 kB PNG claiming 12000 x 12000 pixels would take 400 MB and minutes)."""
+    decode = editor.convert_and_format_image
+
+    def checked(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if file is not None:
+            try:
+                check_canvas_image(file, limits)
+            except SemflowInputError as err:
+                raise gr.Error(str(err), duration=None, print_exception=False) from None
+        return decode(file, *args, **kwargs)
+
+    editor.convert_and_format_image = checked
+
+
 def _hex(color: tuple[int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*color)
 
@@ -274,6 +291,7 @@ def _synthesis_tab(gr: Any, handlers: Handlers, model_events: dict[str, Any], ga
                 brush=gr.Brush(colors=colors, default_color=colors[min(1, len(colors) - 1)], color_mode="fixed",
                                default_size=max(4, h // 12)),
                 elem_id="synth-canvas")
+            guard_decoding(editor, gr, handlers.limits)
             gr.HTML("<p>Brushes (class colours):</p>" + classes_html(card.classes), elem_id="synth-brushes")
             mask_file = gr.File(label="...or upload a mask (class-index or colour PNG)", file_types=["image"],
                                 elem_id="synth-mask")

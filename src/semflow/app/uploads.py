@@ -10,14 +10,16 @@ each pixel the nearest listed colour within a tolerance, anti-aliased edges acce
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from semflow.data.colormask import ColorTable
 from semflow.io import image_size, read_mask, read_rgb
@@ -74,10 +76,34 @@ def check_upload(path: str | Path, limits: UploadLimits, what: str = "image") ->
                                 f"{limits.max_bytes / 2**20:.0f} MiB")
     with named_by_file_name(path):
         h, w = image_size(path, what)
+    return _check_pixels(h, w, limits, f"{what} {name}")
+
+
+def _check_pixels(h: int, w: int, limits: UploadLimits, named: str) -> tuple[int, int]:
     if h * w > limits.max_pixels:
-        raise SemflowInputError(f"{what} {name} is {w}x{h} = {h * w / 1e6:.1f} megapixels; the limit is "
+        raise SemflowInputError(f"{named} is {w}x{h} = {h * w / 1e6:.1f} megapixels; the limit is "
                                 f"{limits.max_pixels / 1e6:.1f} megapixels")
     return h, w
+
+
+def check_canvas_image(file: Any, limits: UploadLimits) -> tuple[int, int]:
+    """A picture of the Synthesize canvas (the editor's background, a layer or the composite, as Gradio receives
+    it: a file, or bytes), checked like an upload before Gradio decodes it.
+
+    Returns:
+        ``(H, W)`` from the header.
+    """
+    if not isinstance(file, (bytes, bytearray, memoryview)):
+        return check_upload(Path(getattr(file, "path", file)), limits, "canvas image")
+    if len(file) > limits.max_bytes:
+        raise SemflowInputError(f"canvas image is {len(file) / 2**20:.1f} MiB; the limit is "
+                                f"{limits.max_bytes / 2**20:.0f} MiB")
+    try:
+        with Image.open(io.BytesIO(bytes(file))) as image:
+            w, h = image.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise SemflowInputError(f"cannot read the canvas image: {err}") from None
+    return _check_pixels(h, w, limits, "canvas image")
 
 
 def read_image_upload(path: str | Path, limits: UploadLimits) -> np.ndarray:

@@ -6,12 +6,17 @@ Each request writes into a fresh subfolder, so two users never see each other's 
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
+import types
 from pathlib import Path
+from typing import Any
 
 
 class Workspace:
@@ -71,3 +76,38 @@ def confine(workspace: Workspace) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("MPLCONFIGDIR", str(workspace.path / "matplotlib"))
+    _hash_seed_in(workspace.path / "gradio_hash_seed.txt")
+
+
+def _hash_seed_in(path: Path) -> None:
+    """Gradio keeps the seed of its file hashes in ``hash_seed.txt`` beside its own code, writing it there (into
+    the installed packages) when its ``processing_utils`` is first imported; its path is ``gradio.utils``'s
+    ``HASH_SEED_PATH``. Set it to ``path`` as soon as ``gradio.utils`` exists, before anything reads it."""
+    module = sys.modules.get("gradio.utils")
+    if module is not None:  # already imported (tests): the next read goes to the workspace
+        module.HASH_SEED_PATH = str(path)  # type: ignore[attr-defined]
+        return
+    sys.meta_path.insert(0, _SetAfterImport("gradio.utils", "HASH_SEED_PATH", str(path)))
+
+
+class _SetAfterImport(importlib.abc.MetaPathFinder):
+    """Finds module ``name`` as usual and sets its attribute ``attr`` to ``value`` right after it runs."""
+
+    def __init__(self, name: str, attr: str, value: object) -> None:
+        self.name, self.attr, self.value = name, attr, value
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module: types.ModuleType) -> None:
+            run(module)
+            setattr(module, self.attr, self.value)
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec

@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scale-lr", action="store_true",
                    help="multiply --lr by processes x accumulation steps (linear scaling; logged)")
     p.add_argument("--augment", choices=list(AUGMENTATIONS),
-                   help="training augmentation (default scale-crop-flip; --cache-latents needs flip or none)")
+                   help="training augmentation (default scale-crop-flip, or flip with --cache-latents, which needs flip or none)")
     p.add_argument("--cache-latents", action="store_true",
                    help="encode each training image once and sample its cached posterior every step (exact)")
     p.add_argument("--max-minutes", type=float, help="stop (and save) after this many minutes")
@@ -95,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
     config = load_run_config(args.config, overrides_from_args(args), preset_name=args.preset)
     if args.codec_path and not args.codec:
         print(f"codec {config.model.codec} (read off {args.codec_path})")
+    if config.train.cache_latents and args.augment is None and config.train.augment == "flip":
+        print("--cache-latents: augmentation flip (the cache holds both orientations of each image; the default "
+              "scale-crop-flip draws new crops, which a cache cannot hold)")
     _, result = train(config, args.out, progress_bar=not args.no_progress, resume=args.resume,
                       overwrite=args.overwrite)
     if result.process_index != 0:  # under a launcher, process 0 speaks for all
@@ -103,6 +106,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"interrupted at step {result.steps}: checkpoint and model written to {args.out}; "
               "continue with --resume latest")
         return 130
+    if result.trained_steps == 0:
+        print(f"nothing to train: the run in {args.out} already reached step {result.steps} (train.steps="
+              f"{config.train.steps}); its model is unchanged (final loss {result.final_loss:.4f}). Give --steps above "
+              f"{result.steps} to train further")
+        return 0
     print(f"trained {result.steps} steps in {result.seconds:.0f} s (final loss {result.final_loss:.4f}); "
           f"model written to {args.out}")
     return 0

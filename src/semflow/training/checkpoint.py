@@ -25,9 +25,11 @@ from accelerate import Accelerator
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from semflow.config import RunConfig, save_json, to_dict
+from semflow.config import MAX_TRAIN_STEPS, RunConfig, save_json, to_dict
 from semflow.errors import SemflowInputError, SemflowOutputError
 from semflow.io import usual_permissions
+from semflow.outputs import write_failure
+from semflow.training.launcher import all_succeeded
 from semflow.seeding import reseed
 from semflow.weights import UnsafePickle, load_weights_only
 
@@ -107,17 +109,34 @@ def _read_progress(path: Path) -> dict[str, Any]:
         data = json.loads(file.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise IncompleteCheckpoint(f"{file}: unreadable ({str(err).splitlines()[0]})") from None
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), int) for k in ("step", "epoch", "batch_in_epoch")):
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), int) and not isinstance(data.get(k), bool)
+                                             for k in ("step", "epoch", "batch_in_epoch")):
         raise IncompleteCheckpoint(f"{file}: expected step, epoch and batch_in_epoch (whole numbers)")
+    step, epoch, batch = data["step"], data["epoch"], data["batch_in_epoch"]
+    # A checkpoint is written after a step, in the folder named after it; a run cannot pass more epochs than
+    # steps, nor more batches of an epoch than micro-batches (steps x accumulation <= MAX_TRAIN_STEPS each).
+    if not (1 <= step <= MAX_TRAIN_STEPS and 0 <= epoch <= step and 0 <= batch <= MAX_TRAIN_STEPS):
+        raise SemflowInputError(f"{file}: step {step}, epoch {epoch}, batch {batch}; expected a step from 1 to "
+                                f"{MAX_TRAIN_STEPS:.0e}, an epoch from 0 to the step and a batch >= 0 (the file was "
+                                "edited or damaged)")
+    if path.name.startswith("step_") and path.name != f"step_{step:07d}":
+        raise SemflowInputError(f"{file}: says step {step}, but the checkpoint is {path.name} (the file was edited "
+                                "or moved)")
     return data
 
 
 def _check_safetensors(file: Path) -> None:
+    """Every tensor readable, and finite: NaN weights would be trained on and fail steps later."""
     try:
         with safe_open(str(file), framework="pt") as f:
             for key in f.keys():
-                f.get_slice(key)
+                tensor = f.get_tensor(key)
+                if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                    raise SemflowInputError(f"{file}: {key} holds NaN or infinite values; the checkpoint is damaged "
+                                            "(resume from an earlier one: --resume PATH)")
     except (SafetensorError, OSError, ValueError) as err:
+        if isinstance(err, SemflowInputError):
+            raise
         raise IncompleteCheckpoint(f"{file}: truncated or corrupt ({str(err).splitlines()[0]})") from None
 
 
@@ -248,25 +267,34 @@ def save_checkpoint(accelerator: Accelerator, out: Path, progress: Progress, lim
     """
     final = out / CHECKPOINTS_DIR / f"step_{progress.step:07d}"
     tmp = final.with_name(f".{final.name}.tmp")
+    error: BaseException | None = None
     try:
         if accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
         accelerator.wait_for_everyone()
         accelerator.save_state(str(tmp))
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
+    except Exception as err:  # noqa: BLE001  (every process reports before any raises: see all_succeeded)
+        error = err
+    if all_succeeded(accelerator, error is None) and accelerator.is_main_process:
+        try:
             _write_extra_state(tmp, progress, ema, identity)
             usual_permissions(tmp)
             shutil.rmtree(final, ignore_errors=True)
             tmp.rename(final)
-    except OSError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
+        except Exception as err:  # noqa: BLE001
+            error = err
+    if not all_succeeded(accelerator, error is None):
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        reason = write_failure(error, tmp.parent) if error is not None else "another process could not write its part"
+        if reason is None:
+            raise error  # type: ignore[misc]  # not a refused write: a fault to report as it is
         kept = [p.name for p in list_checkpoints(out)]
         raise SemflowOutputError(
-            f"cannot write checkpoint {final} ({err.strerror or err}); its temporary files are removed and nothing "
+            f"cannot write checkpoint {final} ({reason}); its temporary files are removed and nothing "
             f"of step {progress.step} was saved; "
             + (f"the last complete checkpoint is {kept[-1]} (--resume latest)" if kept else "no earlier checkpoint exists")
-        ) from None
+        )
     if accelerator.is_main_process:
         for old in list_checkpoints(out)[:-limit] if limit > 0 else []:
             shutil.rmtree(old, ignore_errors=True)

@@ -73,3 +73,15 @@ def make_accelerator(tc: TrainConfig) -> Accelerator:
         print(f"semflow train: process {accelerator.process_index} of {accelerator.num_processes} "
               f"({accelerator.distributed_type.value}, {accelerator.device})", file=sys.stderr, flush=True)
     return accelerator
+
+
+def all_succeeded(accelerator: Accelerator, ok: bool) -> bool:
+    """Whether every process reports ``ok`` (one all-reduce; without a launcher, ``ok`` itself).
+
+    A process that fails a write alone must not leave the others waiting at the next collective call: each
+    process reports, all learn the outcome, and all stop together.
+    """
+    if accelerator.num_processes == 1:
+        return ok
+    flag = torch.tensor([0.0 if ok else 1.0], device=accelerator.device)
+    return float(accelerator.reduce(flag, reduction="sum")[0]) == 0.0

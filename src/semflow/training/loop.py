@@ -44,7 +44,7 @@ from semflow.data.paired import BAD_FILES, PairedDataset, report_bad_files
 from semflow.data.transforms import TRAIN_SCALE
 from semflow.errors import SemflowInputError, SemflowOutputError
 from semflow.models.base import CODEC_DIR, CONFIG_NAME, NETWORK_DIR, Segmenter
-from semflow.outputs import FolderLock, check_output_folder
+from semflow.outputs import FolderLock, check_output_folder, write_failure
 from semflow.training.checkpoint import (
     CHECKPOINTS_DIR, Progress, identity_differences, list_checkpoints, load_extra_state, resolve_resume, run_identity,
     save_checkpoint,
@@ -53,7 +53,7 @@ from semflow.training.data import CachedPairs, TrainingPairs
 from semflow.training.history import LOSS_FILE, Row, read_loss, write_loss
 from semflow.training.latents import build_posterior_cache
 from semflow.training.scenes import collect_scenes, scenes_from_cache
-from semflow.training.launcher import make_accelerator, resolve_precision
+from semflow.training.launcher import all_succeeded, make_accelerator, resolve_precision
 
 TRAIN_CONFIG_FILE = "train_config.json"
 __all__ = ["BAD_FILES", "CHECKPOINTS_DIR", "LOSS_FILE", "TRAIN_CONFIG_FILE", "Run", "StopRequest", "TrainResult",
@@ -73,6 +73,12 @@ class TrainResult:
     num_processes: int = 1
     lr: float = 0.0
     effective_batch_size: int = 0
+    #: Optimiser steps this call made (0: a resumed run that had already reached ``train.steps``).
+    trained_steps: int = 0
+
+
+class Diverged(SemflowInputError):
+    """The training loss became NaN or infinite (a learning rate too high for the data, for example)."""
 
 
 class StopRequest:
@@ -121,6 +127,10 @@ class Run:
     identity: dict[str, Any] = field(default_factory=dict)
     lock: FolderLock | None = None
     rows: list[Row] = field(default_factory=list)
+    #: Files of the run that ``out`` held before this run began (what a failed fresh run must leave in place).
+    before: frozenset[str] = frozenset()
+    #: A write that failed on this process (``loss.csv``), reported to all processes at the next step.
+    write_error: BaseException | None = None
 
     def release(self) -> None:
         """Let another run write ``out`` (called by :func:`train` at the end, also on failure)."""
@@ -241,12 +251,24 @@ def _setup(config: RunConfig, out: Path, dataset: SegmentationDataset | None, re
             raise SemflowInputError(f"--resume {start_from}: does not fit this model "
                                     f"({(reason[1:] or reason or ['?'])[0].strip()})") from None
         load_extra_state(start_from, progress, ema, accelerator.device)
+        if progress.batch_in_epoch > len(loader):
+            raise SemflowInputError(f"{start_from}: batch {progress.batch_in_epoch} of an epoch of {len(loader)}; "
+                                    "the checkpoint does not belong to this data (or its progress.json was edited)")
         if accelerator.is_main_process:
             accelerator.print(f"resuming from {start_from} (step {progress.step})")
     effective = tc.batch_size * tc.gradient_accumulation_steps * accelerator.num_processes
+    before = frozenset(name for name in RUN_FILES if (out / name).exists())
+    error: BaseException | None = None
     if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        save_json(to_dict(config), out / TRAIN_CONFIG_FILE)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            save_json(to_dict(config), out / TRAIN_CONFIG_FILE)
+        except Exception as err:  # noqa: BLE001  (reported to every process before any raises)
+            error = err
+    if not all_succeeded(accelerator, error is None):
+        raise error if error is not None else SemflowOutputError(
+            f"process 0 could not write {out / TRAIN_CONFIG_FILE}; every process stops")
+    if accelerator.is_main_process:
         if effective != tc.batch_size or tc.scale_lr:
             how = (f"train.lr {tc.lr:g} x {lr_factor} (train.scale_lr: linear scaling)" if tc.scale_lr
                    else "as given (train.scale_lr=true scales it linearly)")
@@ -257,7 +279,7 @@ def _setup(config: RunConfig, out: Path, dataset: SegmentationDataset | None, re
     return Run(config=config, out=out, accelerator=accelerator, model=model, trained=trained, pairs=pairs,
                loader=loader, optimizer=optimizer, scheduler=scheduler, ema=ema, progress=progress, noise=noise,
                lr=lr, effective_batch_size=effective, resumed=start_from is not None, identity=identity, lock=lock,
-               rows=rows)
+               rows=rows, before=before)
 
 
 def train_step(run: Run, batch: Any) -> torch.Tensor:
@@ -307,34 +329,64 @@ def finish(run: Run, loss_value: float, seconds: float, first_step: int, elapsed
            interrupted: bool) -> TrainResult:
     """Export the EMA weights (if any), check the processes agree, write ``loss.csv`` and the model folder."""
     accelerator, model, progress = run.accelerator, run.model, run.progress
-    accelerator.wait_for_everyone()
+    check_writes(run)
     if run.ema is not None:
         run.ema.copy_to(model.trainable.parameters())  # the EMA weights are what gets exported and scored
     checksum = check_in_sync(accelerator, model.trainable)
     if accelerator.num_processes > 1:
         accelerator.print(f"parameters identical on all {accelerator.num_processes} processes (sum {checksum:.10e})")
-    if accelerator.is_main_process:
+    done = progress.step - first_step
+    unchanged = done == 0 and (run.out / CONFIG_NAME).is_file()  # a finished run resumed: its model stays as it is
+    if accelerator.is_main_process and not unchanged:
         if progress.step and (not run.rows or run.rows[-1][0] != progress.step):
             run.rows.append((progress.step, loss_value, run.scheduler.get_last_lr()[0], elapsed_before + seconds))
         try:
             write_loss(run.out / LOSS_FILE, run.rows)
             model.save_pretrained(run.out)  # written beside and renamed: a failure keeps the previous model
-        except OSError as err:
+        except Exception as err:  # noqa: BLE001
+            if write_failure(err, run.out) is None:
+                raise
             raise written_so_far(run, err, f"the model of step {progress.step} was not written") from None
     model.eval()
-    done = progress.step - first_step
     return TrainResult(steps=progress.step, final_loss=loss_value, seconds=seconds,
                        seconds_per_step=seconds / max(done, 1), interrupted=interrupted,
                        process_index=accelerator.process_index, num_processes=accelerator.num_processes,
-                       lr=run.lr, effective_batch_size=run.effective_batch_size)
+                       lr=run.lr, effective_batch_size=run.effective_batch_size, trained_steps=done)
 
 
-def written_so_far(run: Run, err: OSError, lost: str) -> SemflowOutputError:
+def discard_diverged(run: Run) -> str:
+    """What is kept of a run whose loss diverged: its checkpoints (resume the last with a lower --lr), or, where it
+    wrote none, nothing: the files this run added to ``out`` are removed (so the folder is as it was)."""
+    kept = list_checkpoints(run.out)
+    if kept:
+        return (f"the last good checkpoint is {kept[-1]} (resume with --resume latest, perhaps with a lower "
+                "--lr, or start over with --overwrite)")
+    if run.accelerator.is_main_process:
+        for name in (*RUN_FILES, CHECKPOINTS_DIR):
+            path = run.out / name
+            if name in run.before or not path.exists():
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+    return "no checkpoint was written and nothing of this run is kept; try a lower --lr"
+
+
+def check_writes(run: Run) -> None:
+    """Every process learns whether one failed to write (``run.write_error``), and all stop together if so."""
+    if not all_succeeded(run.accelerator, run.write_error is None):
+        if run.write_error is not None:
+            raise run.write_error
+        raise SemflowOutputError(f"process 0 could not write to {run.out}; every process stops (its message says why)")
+
+
+def written_so_far(run: Run, err: BaseException, lost: str) -> SemflowOutputError:
     """One line for a write that failed (a full disk): what failed, what was lost and what is kept."""
     kept = list_checkpoints(run.out)
-    where = err.filename or run.out
+    where = getattr(err, "filename", None) or run.out
     return SemflowOutputError(
-        f"cannot write {where} ({err.strerror or err}); {lost}; "
+        f"cannot write {where} ({write_failure(err, run.out) or err}); {lost}; "
         + (f"the last complete checkpoint is {kept[-1]} (resume with --resume latest once there is room)" if kept
            else "no checkpoint was written")
     )
@@ -357,7 +409,14 @@ def train(config: RunConfig, out: Path, dataset: SegmentationDataset | None = No
     run = setup(config, out, dataset, resume, overwrite)
     try:
         return run.model, _run(run, progress_bar)
-    except OSError as err:
+    except Diverged as err:
+        kept = discard_diverged(run)
+        if run.lock is not None:
+            run.lock.release(cleanup=True)  # a folder this run made, now empty, goes too
+        raise Diverged(f"{err}; {kept}") from None
+    except Exception as err:  # noqa: BLE001
+        if isinstance(err, (SemflowInputError, SemflowOutputError)) or write_failure(err, out) is None:
+            raise
         raise written_so_far(run, err, f"training stopped at step {run.progress.step}") from None
     finally:
         run.release()
@@ -371,7 +430,7 @@ def _run(run: Run, progress_bar: bool) -> TrainResult:
     deadline = began + tc.max_minutes * 60 if tc.max_minutes else math.inf
     bar = tqdm(total=tc.steps, initial=progress.step, desc="train", unit="step",
                disable=not (progress_bar and accelerator.is_main_process))
-    loss_value, interrupted = math.nan, False
+    loss_value, interrupted = (run.rows[-1][1] if run.rows else math.nan), False
     loss_sum, micro_batches = torch.zeros((), device=accelerator.device), 0
     with StopRequest() as stop:
         while progress.step < tc.steps and not interrupted:
@@ -386,15 +445,16 @@ def _run(run: Run, progress_bar: bool) -> TrainResult:
                     continue
                 # One all-reduce per step: the mean loss over micro-batches and processes, and whether any
                 # process wants to stop (a signal or the time limit), so that all stop at the same step.
-                flags = loss_sum.new_tensor([stop.signal is not None, time.perf_counter() >= deadline])
+                flags = loss_sum.new_tensor([stop.signal is not None, time.perf_counter() >= deadline,
+                                             run.write_error is not None])
                 shared = accelerator.reduce(torch.cat([(loss_sum / micro_batches)[None], flags]), reduction="sum")
                 loss_value = float(shared[0]) / accelerator.num_processes
-                signalled, stopping = bool(shared[1] > 0), bool(shared[1:].sum() > 0)
+                signalled, stopping = bool(shared[1] > 0), bool(shared[1:3].sum() > 0)
+                if shared[3] > 0:  # a process could not write loss.csv: all stop here
+                    check_writes(run)
                 loss_sum, micro_batches = torch.zeros((), device=accelerator.device), 0
                 if not math.isfinite(loss_value):
-                    raise FloatingPointError(
-                        f"loss is {loss_value} at step {progress.step + 1}; stopped. The last good checkpoint is kept "
-                        f"in {out / CHECKPOINTS_DIR} (resume with --resume latest, perhaps with a lower --lr)")
+                    raise Diverged(f"the loss is {loss_value} at step {progress.step + 1} (train.lr={tc.lr:g}); stopped")
                 if run.ema is not None:
                     run.ema.step(run.model.trainable.parameters())
                 progress.step += 1
@@ -404,7 +464,12 @@ def _run(run: Run, progress_bar: bool) -> TrainResult:
                     run.rows.append((progress.step, loss_value, step_lr, elapsed_before + time.perf_counter() - began))
                     bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{step_lr:.2e}")
                     if accelerator.is_main_process:
-                        write_loss(out / LOSS_FILE, run.rows)
+                        try:
+                            write_loss(out / LOSS_FILE, run.rows)
+                        except Exception as err:  # noqa: BLE001  (reported to all at the next step)
+                            if write_failure(err, out) is None:
+                                raise
+                            run.write_error = err
                 if stopping or (tc.checkpoint_every and progress.step % tc.checkpoint_every == 0):
                     save_checkpoint(accelerator, out, progress, tc.checkpoints_total_limit, run.identity, run.ema)
                 if stopping:
