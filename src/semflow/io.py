@@ -7,6 +7,7 @@ not an image, truncated, wrong kind of mask), never a bare Pillow exception. Eve
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
@@ -27,6 +28,9 @@ COLOR_MODES = ("RGB", "RGBA")
 WIDE_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 # Files the commands accept as images (folders are expanded to these).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+# Write errors that are the machine's (a full disk or quota, an I/O error), not a wrong path.
+MACHINE_FAULTS = (errno.ENOSPC, errno.EDQUOT, errno.EIO)
 
 _UMASK = os.umask(0o022)  # read the process umask (os has no getter) ...
 os.umask(_UMASK)  # ... and put it back
@@ -114,6 +118,8 @@ def atomic_write(path: Path, write: object) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as err:
+        if err.errno in MACHINE_FAULTS:  # the machine's fault, not the path's: reported as a failed write (exit 1)
+            raise OSError(err.errno, err.strerror, str(path)) from None
         raise SemflowInputError(f"cannot write {path}: {err.strerror or err}") from None
     os.close(fd)
     try:

@@ -74,10 +74,18 @@ class FolderLock:
         what: how the refusal names the folder (``--out``).
     """
 
-    def __init__(self, folder: str | Path, what: str = "--out") -> None:
-        self.folder, self.what = Path(folder), what
+    def __init__(self, folder: str | Path, what: str = "--out", name: str = LOCK_FILE) -> None:
+        self.folder, self.what, self.name = Path(folder), what, name
         self._fd: int | None = None
         self._made = False
+
+    @classmethod
+    def for_file(cls, path: str | Path, what: str = "--out") -> FolderLock:
+        """A lock on one output file (``.NAME.semflow.lock`` beside it): two runs never write the same file."""
+        path = Path(path)
+        lock = cls(path.parent, what, name=f".{path.name}{LOCK_FILE}")
+        lock.target = path
+        return lock
 
     def acquire(self) -> FolderLock:
         """Take the lock (making the folder if needed); raise :class:`SemflowOutputError` if another run holds it."""
@@ -85,7 +93,7 @@ class FolderLock:
 
         self._made = not self.folder.exists()
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.folder / self.name, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -94,8 +102,9 @@ class FolderLock:
             finally:
                 os.close(fd)
             raise SemflowOutputError(
-                f"{self.what} {self.folder} is being written by another semflow process (pid {holder}); wait for it "
-                "to finish or choose another folder (two writers would replace each other's files)"
+                f"{self.what} {getattr(self, 'target', self.folder)} is being written by another semflow process (pid "
+                f"{holder}); wait for it to finish or choose another {'file' if hasattr(self, 'target') else 'folder'} "
+                "(two writers would replace each other's files)"
             ) from None
         try:  # the holder's pid, for the refusal; best effort (a full disk has no room even for this)
             os.ftruncate(fd, 0)
@@ -112,7 +121,7 @@ class FolderLock:
             return
         # Removed while still held, so that a writer waiting for it finds a fresh file; a failed run that made
         # the folder leaves none behind.
-        (self.folder / LOCK_FILE).unlink(missing_ok=True)
+        (self.folder / self.name).unlink(missing_ok=True)
         if cleanup and self._made and not any(self.folder.iterdir()):
             self.folder.rmdir()
         os.close(self._fd)  # releases the flock

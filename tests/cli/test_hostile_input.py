@@ -546,3 +546,24 @@ def test_weights_are_written_with_the_usual_permissions(tmp_path):
     assert (tmp_path / "fresh").stat().st_mode & 0o777 == 0o755
     assert modes["fresh/network/diffusion_pytorch_model.safetensors"] == 0o644
     assert all(mode in (0o644, 0o755) for mode in modes.values()), modes
+
+
+def test_evaluate_out_is_locked(tiny_model, tmp_path, capsys):
+    out = tmp_path / "metrics.json"
+    with FolderLock.for_file(out):
+        line = refused(capsys, ["evaluate", "--model", str(tiny_model), "--data", "shapes:size=16,length=2",
+                                "--steps", "1", "--out", str(out)], "being written by another semflow process", code=1)
+        assert str(out) in line and not out.exists()
+    assert main(["evaluate", "--model", str(tiny_model), "--data", "shapes:size=16,length=2", "--steps", "1",
+                 "--out", str(out)]) == 0
+    assert out.is_file() and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_demo_out_is_locked(tmp_path, capsys, monkeypatch):
+    import semflow.training as training
+
+    monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("trained in a locked folder"))
+    out = tmp_path / "demo"
+    with FolderLock(out):
+        refused(capsys, ["demo", "--out", str(out), "--no-progress"], "being written by another semflow process",
+                code=1)

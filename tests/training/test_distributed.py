@@ -248,3 +248,36 @@ def test_precision_comes_from_the_config_or_the_launcher(monkeypatch):
         resolve_precision(TrainConfig(mixed_precision="fp16"))
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")
     assert resolve_precision(TrainConfig(mixed_precision="fp16")) == "fp16"
+
+
+FAIL = '''
+import errno, os, sys
+_rank, _match = os.environ.get("RANK"), os.environ.get("FAIL_WRITES")
+if _rank == "0" and _match:
+    def _hook(event, args):
+        if event == "open" and isinstance(args[0], str) and _match in os.path.basename(args[0]):
+            mode = args[1]
+            if (isinstance(mode, str) and set(mode) & set("wax+")) or (mode is None and args[2] & (os.O_WRONLY | os.O_RDWR)):
+                raise OSError(errno.ENOSPC, "No space left on device", args[0])
+    sys.addaudithook(_hook)
+'''
+
+
+@pytest.mark.parametrize("match", ["progress.json", "loss.csv"])
+def test_a_write_failure_on_process_0_stops_every_process(tmp_path, match):
+    """Process 0 cannot write a checkpoint's progress.json (or loss.csv); process 1 has nothing to write there. Both
+    learn it at the same point and stop with one line each, instead of process 1 waiting for ever (issue 23)."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(FAIL)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(hooks), os.environ.get("PYTHONPATH")])),
+           "FAIL_WRITES": match, "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(free_port()), "-m", "semflow",
+           *tiny_train_args(tmp_path / "m", steps=STEPS), *RUN]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)  # a hang would time out
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("semflow train: error:")]
+    assert len(lines) == 2 and any("No space left on device" in line for line in lines), proc.stderr[-3000:]
+    assert not list((tmp_path / "m").rglob("*.tmp")) if (tmp_path / "m").exists() else True

@@ -72,6 +72,19 @@ def calibrate_steps(config, budget_seconds: float) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from semflow.config import preset
+    from semflow.errors import SemflowInputError
+    from semflow.outputs import FolderLock, check_output_folder
+
+    preset(args.preset)  # an unknown name: one line before any work
+    if args.minutes <= 0:
+        raise SemflowInputError(f"--minutes {args.minutes}; expected a positive number of minutes")
+    out: Path = check_output_folder(args.out)
+    with FolderLock(out):  # one demo writes a folder at a time (its model folder has its own lock: train's)
+        return _demo(args, out)
+
+
+def _demo(args: argparse.Namespace, out: Path) -> int:
     from tqdm.auto import tqdm
 
     from semflow.cli.report import write_report
@@ -82,13 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from semflow.evaluation.synthesis import evaluate_synthesis
     from semflow.errors import SemflowInputError
 
-    from semflow.config import preset
-
-    preset(args.preset)  # an unknown name: one line before any work
-    if args.minutes <= 0:
-        raise SemflowInputError(f"--minutes {args.minutes}; expected a positive number of minutes")
     began = time.perf_counter()
-    out: Path = args.out
     config = demo_config(args.size, args.seed, preset_name=args.preset)
     budget = args.minutes * 60 - RESERVED_SECONDS
     if budget < 10:

@@ -53,17 +53,29 @@ def format_table(metrics: dict, solver: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from semflow.cli.parallel import inference_device, my_share, process_state
+    from semflow.cli.parallel import process_state
+    from semflow.outputs import FolderLock, check_output_file
+
+    if args.out is not None:
+        check_output_file(args.out)  # before the evaluation, not after it
+    state = process_state()
+    lock = FolderLock.for_file(args.out) if args.out is not None and state.is_main_process else None
+    if lock is not None:
+        lock.acquire()  # one writer of the file at a time, held until the metrics are written
+    try:
+        return _evaluate(args, state)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _evaluate(args: argparse.Namespace, state) -> int:
+    from semflow.cli.parallel import inference_device, my_share
     from semflow.data import open_dataset
     from semflow.data.paired import BAD_FILES, report_bad_files
     from semflow.evaluation.segmentation import EvaluationResult, check_compatible, check_steps, evaluate_segmentation
     from semflow.evaluation.subset import evenly_spaced_indices
 
-    from semflow.outputs import check_output_file
-
-    if args.out is not None:
-        check_output_file(args.out)  # before the evaluation, not after it
-    state = process_state()
     steps = parse_steps(args.steps)
     pipe = load_pipeline(args.model, inference_device(state, args.device))
     solver = pipe.check_solver(args.solver)  # before any work starts
