@@ -33,6 +33,7 @@ from semflow.config import METHODS, ModelConfig, from_dict, to_dict
 from semflow.data.base import DatasetInfo
 from semflow.data.transforms import resize_image, resize_label
 from semflow.errors import SemflowInputError
+from semflow.images import ImageInput, as_images
 from semflow.io import files_inside, usual_permissions
 from semflow.networks import build_network, load_network, network_channels, size_multiple
 from semflow.pseudomask.palette import Palette
@@ -404,11 +405,11 @@ class Segmenter(nn.Module):
         return self.codec.decode(z1) * 255.0
 
     @torch.no_grad()
-    def encode_input(self, images: torch.Tensor) -> torch.Tensor:
-        """What :meth:`segment` starts from: images ``(B, 3, H, W)`` in ``[0, 1]``, any size, resized to the model
-        size on the network's device and dtype and encoded to latents ``(B, C, h/f, w/f)`` (the posterior mode)."""
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise SemflowInputError(f"segment expects images of shape (B, 3, H, W), got {tuple(images.shape)}")
+    def encode_input(self, images: ImageInput) -> torch.Tensor:
+        """What :meth:`segment` starts from: images ``(B, 3, H, W)`` in ``[0, 1]`` (or any form
+        :func:`semflow.images.as_images` takes), any size, resized to the model size on the network's device and
+        dtype and encoded to latents ``(B, C, h/f, w/f)`` (the posterior mode)."""
+        images = as_images(images)
         p = self._param()
         return self.encode_images(resize_image(images.to(device=p.device, dtype=torch.float32), self.size).to(p.dtype))
 
@@ -439,7 +440,7 @@ class Segmenter(nn.Module):
                 baselines train with their papers' fixed losses (``train.objective`` is refused for them).
         """
         with torch.no_grad():
-            posterior = self.codec.image_posterior(images)
+            posterior = self.codec.image_posterior(as_images(images))
         return self.posterior_training_loss(posterior, labels, trainable=trainable, generator=generator,
                                             objective=objective, self_aligned=self_aligned)
 

@@ -16,6 +16,7 @@ from semflow.config import ModelConfig, ObjectiveConfig
 from semflow.codecs import Codec, Posterior
 from semflow.data.base import DatasetInfo
 from semflow.errors import SemflowInputError
+from semflow.images import as_images
 from semflow.losses import cross_entropy_loss, labels_from_logits, logits_at
 from semflow.models.base import SegmentationOutput, Segmenter
 from semflow.data.transforms import resize_label
@@ -66,6 +67,7 @@ class DiscriminativeSegmenter(Segmenter, method="discriminative"):
         self.check_solver(solver)
         if steps < 1:
             raise SemflowInputError(f"steps={steps}; expected a whole number >= 1")
+        images = as_images(images)
         z_image = self.encode_input(images) if latents is None else latents
         predicted = labels_from_logits(self.logits(self.network, z_image), self.size)
         in_size = (int(images.shape[-2]), int(images.shape[-1]))

@@ -25,6 +25,7 @@ from semflow.codecs import Codec, Posterior
 from semflow.config import ModelConfig, ObjectiveConfig
 from semflow.data.base import DatasetInfo
 from semflow.errors import SemflowInputError
+from semflow.images import as_images
 from semflow.models.base import SegmentationOutput, Segmenter
 from semflow.seeding import make_generator
 
@@ -124,6 +125,7 @@ class DiffusionSegmenter(Segmenter, method="dsm"):
         if not 1 <= steps <= train_steps:
             raise SemflowInputError(f"steps={steps}; expected a whole number from 1 to the {train_steps} diffusion "
                                     "timesteps the model was trained with")
+        images = as_images(images)
         z_image = self.encode_input(images) if latents is None else latents
         in_size = (int(images.shape[-2]), int(images.shape[-1]))
         scheduler = SAMPLERS[solver].from_config(self.scheduler_config)

@@ -23,6 +23,7 @@ from semflow.config import ModelConfig, ObjectiveConfig, to_dict
 from semflow.data.base import DatasetInfo
 from semflow.data.transforms import resize_label
 from semflow.errors import SemflowInputError
+from semflow.images import as_images
 from semflow.flow.class_head import HeadReader
 from semflow.flow.class_means import SceneBank, class_means, paint
 from semflow.flow.path import sample_path, sample_time
@@ -130,6 +131,7 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         Classes a reference does not show take their mean over the training scenes.
         """
         bank = self.require_scenes()
+        images = as_images(images)
         if labels is None:
             labels = self.segment(images, steps=steps).labels
         return bank.complete(*class_means(self.encode_input(images), labels, self.palette.num_classes))
@@ -284,6 +286,7 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         solve's network calls (:mod:`semflow.flow.class_head`); ``pseudo_mask`` is the decoded final state either way.
         """
         solver = self.check_solver(solver)
+        images = as_images(images)
         image = self.encode_input(images) if latents is None else latents
         # A stacked state's fill is one draw of a fixed seed, the same for every image: segmentation is
         # deterministic and an image's labels do not depend on its batch.
