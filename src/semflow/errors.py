@@ -16,7 +16,7 @@ class SemflowInputError(ValueError):
 
 
 class SemflowOutputError(RuntimeError):
-    """An output could not be written (a full disk, a folder that became read-only, another run's lock).
+    """An output could not be written (a full disk, a folder that became read-only).
 
     The message is a single line saying what was written and what was not; the command line prints it and
     exits with code 1. Temporary files are removed before it is raised, and earlier complete outputs are kept.

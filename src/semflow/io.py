@@ -37,6 +37,7 @@ os.umask(_UMASK)  # ... and put it back
 
 
 def _open(path: Path, what: str) -> Image.Image:
+    check_regular_file(path, what)  # a FIFO or a device would block the read or never end
     try:
         image = Image.open(path)
         image.load()
@@ -102,6 +103,7 @@ def read_mask(path: str | Path) -> np.ndarray:
 def image_size(path: str | Path, what: str = "image") -> tuple[int, int]:
     """``(H, W)`` of an image file, read from its header only (no pixel decoding)."""
     path = Path(path)
+    check_regular_file(path, what)
     try:
         with Image.open(path) as image:
             w, h = image.size
@@ -199,10 +201,12 @@ def list_images(inputs: list[Path]) -> list[Path]:
             if not found:
                 raise SemflowInputError(f"{item}: folder has no image files ({', '.join(IMAGE_SUFFIXES)})")
             paths.extend(found)
-        elif item.exists():
+        elif item.exists() or item.is_symlink():
             paths.append(item)
         else:
             raise SemflowInputError(f"{item}: no such file or folder")
+    for path in paths:  # before any work: a FIFO would hang the run when its turn comes
+        check_regular_file(path, "input")
     return paths
 
 

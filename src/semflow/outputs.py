@@ -66,6 +66,11 @@ def check_output_file(path: str | Path, what: str = "--out") -> Path:
     return path
 
 
+class OutputBusy(SemflowInputError):
+    """The output another semflow process is writing: the user's choice of ``--out`` (exit 2), not the machine's
+    fault."""
+
+
 class FolderLock:
     """Hold ``folder/.semflow.lock`` while writing ``folder``; a second writer is refused, naming the first.
 
@@ -88,7 +93,7 @@ class FolderLock:
         return lock
 
     def acquire(self) -> FolderLock:
-        """Take the lock (making the folder if needed); raise :class:`SemflowOutputError` if another run holds it."""
+        """Take the lock (making the folder if needed); raise :class:`OutputBusy` if another run holds it."""
         import fcntl
 
         self._made = not self.folder.exists()
@@ -101,7 +106,7 @@ class FolderLock:
                 holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
             finally:
                 os.close(fd)
-            raise SemflowOutputError(
+            raise OutputBusy(
                 f"{self.what} {getattr(self, 'target', self.folder)} is being written by another semflow process (pid "
                 f"{holder}); wait for it to finish or choose another {'file' if hasattr(self, 'target') else 'folder'} "
                 "(two writers would replace each other's files)"

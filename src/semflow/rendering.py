@@ -6,6 +6,9 @@ app's downloads are byte for byte the files the command writes:
 * ``NAME.png``: the class map at the input's size in the data set's own label ids (8-bit, 16-bit past 255);
 * ``NAME_color.png``: the decoded pseudo-mask, resized (nearest) to the input's size;
 * ``NAME_vis.png``: the class map in the data set's display colours, where the data set defines them.
+
+And back: :func:`mask_labels` reads a mask picture a user gives (class indices, or either set of colours) as the
+model's classes, the same way in ``semflow synthesize`` and in the app.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from semflow.data.colormask import ColorTable
 from semflow.data.labelmap import to_file_ids
+from semflow.errors import SemflowInputError
 from semflow.data.transforms import resize_label
 from semflow.io import write_image
 from semflow.pseudomask.palette import IGNORE_COLOR
@@ -85,3 +90,48 @@ def write_segmentation(out: Path, stem: str, labels: torch.Tensor, pseudo_mask: 
         written.append(out / f"{stem}_vis.png")
         write_image(colorize(labels, pipe), written[2])
     return written
+
+
+def mask_color_table(pipe: Segmenter, colors: np.ndarray, hint: str) -> ColorTable:
+    """Colours ``(C, 3)`` of the classes, plus white for the ignore label where the model has one."""
+    info = pipe.dataset
+    names = tuple(info.class_names)
+    labels = list(range(info.num_classes))
+    listed = [tuple(int(v) for v in c) for c in colors]
+    if info.ignore_index is not None and tuple(IGNORE_COLOR) not in listed:
+        listed.append(tuple(IGNORE_COLOR))
+        labels.append(info.ignore_index)
+        names += ("ignore",)
+    return ColorTable(np.asarray(listed, dtype=np.uint8), np.asarray(labels, dtype=np.int64), names, hint=hint)
+
+
+def mask_labels(stored: np.ndarray, pipe: Segmenter, name: str,
+                hint: str = "Paint only with the class colours, or give a class-index PNG") -> torch.Tensor:
+    """A mask as the model's classes: an index mask ``(H, W)`` holds them; a colour mask ``(H, W, 3)`` is read in
+    the data set's display colours (:func:`colorize`, ``NAME_vis.png``, the app's legend) or, when that fails, in
+    the pseudo-mask palette (``NAME_color.png``), each pixel the nearest listed colour within a tolerance, with
+    anti-aliased edges accepted (:class:`semflow.data.colormask.ColorTable`).
+
+    Args:
+        stored: the file's pixels as :func:`semflow.io.read_mask` returns them.
+        name: the file, for messages.
+
+    Returns:
+        ``(H, W)``: an index mask's values as stored (not checked here), or int64 labels of a colour mask.
+
+    Raises:
+        SemflowInputError: a colour that is none of the model's (naming the colour and where it is).
+    """
+    if stored.ndim == 2:
+        return torch.from_numpy(stored)
+    tables = [mask_color_table(pipe, display_colors(pipe), hint)]
+    palette_colors = pipe.palette.colors.round().to(torch.uint8).numpy()
+    if not np.array_equal(palette_colors, display_colors(pipe)):
+        tables.append(mask_color_table(pipe, palette_colors, hint))
+    first_error = None
+    for table in tables:
+        try:
+            return torch.from_numpy(table(stored, name))
+        except SemflowInputError as err:
+            first_error = first_error or err
+    raise first_error  # type: ignore[misc]

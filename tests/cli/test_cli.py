@@ -147,7 +147,8 @@ def test_mask_with_foreign_labels(tiny_model, tmp_path, capsys):
 
 
 def test_colour_image_given_as_mask(tiny_model, tmp_path, capsys):
-    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(tmp_path / "rgb.png")
+    # A colour mask is read in the model's colours (issue 23); a picture in other colours is no mask.
+    Image.fromarray(np.full((8, 8, 3), (128, 0, 255), dtype=np.uint8)).save(tmp_path / "rgb.png")
     msg = run_bad(["synthesize", "--model", str(tiny_model), str(tmp_path / "rgb.png"), "--out",
                    str(tmp_path / "o")], capsys)
     assert "rgb.png" in msg and "class-index" in msg

@@ -1,6 +1,6 @@
 """Hostile and careless input to the commands (issue 13): damaged model folders, extreme arguments, outputs that
 would collide or replace an input, two writers, 16-bit images. Each ends in one line on stderr, exit code 2
-(1 for a refused second writer), and nothing written."""
+(1 for a full disk), and nothing written. Round three (issue 23) at the end."""
 
 from __future__ import annotations
 
@@ -246,9 +246,9 @@ def test_a_second_writer_is_refused(tiny_model, tmp_path, capsys):
     out = tmp_path / "out"
     with FolderLock(out):
         line = refused(capsys, ["segment", "--model", str(tiny_model), str(images(tmp_path / "in")), "--out", str(out)],
-                       "being written by another semflow process", code=1)
+                       "being written by another semflow process")
         assert str(os.getpid()) in line
-        refused(capsys, tiny_train_args(out), "being written by another semflow process", code=1)
+        refused(capsys, tiny_train_args(out), "being written by another semflow process")
     assert main(["segment", "--model", str(tiny_model), "--steps", "1", str(tmp_path / "in"), "--out", str(out)]) == 0
     assert not (out / ".semflow.lock").exists()
 
@@ -552,7 +552,7 @@ def test_evaluate_out_is_locked(tiny_model, tmp_path, capsys):
     out = tmp_path / "metrics.json"
     with FolderLock.for_file(out):
         line = refused(capsys, ["evaluate", "--model", str(tiny_model), "--data", "shapes:size=16,length=2",
-                                "--steps", "1", "--out", str(out)], "being written by another semflow process", code=1)
+                                "--steps", "1", "--out", str(out)], "being written by another semflow process")
         assert str(out) in line and not out.exists()
     assert main(["evaluate", "--model", str(tiny_model), "--data", "shapes:size=16,length=2", "--steps", "1",
                  "--out", str(out)]) == 0
@@ -565,5 +565,66 @@ def test_demo_out_is_locked(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(training, "train", lambda *a, **k: pytest.fail("trained in a locked folder"))
     out = tmp_path / "demo"
     with FolderLock(out):
-        refused(capsys, ["demo", "--out", str(out), "--no-progress"], "being written by another semflow process",
-                code=1)
+        refused(capsys, ["demo", "--out", str(out), "--no-progress"], "being written by another semflow process")
+
+
+@pytest.fixture
+def alarm():
+    """Fail instead of hanging: SIGALRM after 60 s."""
+    import signal
+
+    def timeout(signum, frame):
+        raise TimeoutError("hung")
+
+    previous = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("where", ["given", "in the folder"])
+@pytest.mark.parametrize("command", ["segment", "synthesize"])
+def test_a_fifo_input_is_refused_not_read(tiny_model, tmp_path, capsys, alarm, where, command):
+    folder = images(tmp_path / "in") if command == "segment" else masks(tmp_path / "in")
+    os.mkfifo(folder / "pipe.png")  # opening it would block until a writer comes
+    inputs = [str(folder / "pipe.png")] if where == "given" else [str(folder)]
+    out = tmp_path / "o"
+    refused(capsys, [command, "--model", str(tiny_model), "--steps", "1", *inputs, "--out", str(out)],
+            "pipe.png is a FIFO (named pipe); expected a regular file")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("colours", ["display", "pseudo-mask"])
+def test_synthesize_reads_colour_masks_in_the_models_colours(tiny_model, tmp_path, colours):
+    """A colour mask in the data set's own colours (what the app's legend and a folder: data set use) or in the
+    pseudo-mask palette gives the images of its class-index mask, seed for seed."""
+    from semflow import SemFlowPipeline
+    from semflow.rendering import colorize
+
+    pipe = SemFlowPipeline.from_pretrained(tiny_model)
+    index = masks(tmp_path / "index", n=1)
+    label = np.asarray(Image.open(index / "mask0.png")).astype(np.int64)
+    rgb = colorize(label, pipe) if colours == "display" else (
+        pipe.palette.encode(torch.from_numpy(label)).round().byte().permute(1, 2, 0).numpy())
+    (tmp_path / "colour").mkdir()
+    Image.fromarray(rgb).save(tmp_path / "colour" / "mask0.png")
+    for name in ("index", "colour"):
+        assert main(["synthesize", "--model", str(tiny_model), "--steps", "1", "--samples", "2",
+                     str(tmp_path / name), "--out", str(tmp_path / f"out-{name}")]) == 0
+    for k in range(2):
+        assert (tmp_path / "out-index" / f"mask0_{k}.png").read_bytes() == (
+            tmp_path / "out-colour" / f"mask0_{k}.png").read_bytes()
+
+
+def test_synthesize_refuses_a_colour_no_class_has(tiny_model, tmp_path, capsys):
+    from semflow import SemFlowPipeline
+    from semflow.rendering import colorize
+
+    rgb = colorize(np.zeros((16, 16), np.int64), SemFlowPipeline.from_pretrained(tiny_model))
+    rgb[4:12, 4:12] = (128, 0, 255)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(rgb).save(tmp_path / "in" / "odd.png")
+    refused(capsys, ["synthesize", "--model", str(tiny_model), str(tmp_path / "in"), "--out", str(tmp_path / "o")],
+            "colour (128, 0, 255)")
+    assert not (tmp_path / "o").exists()

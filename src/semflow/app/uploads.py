@@ -21,14 +21,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from semflow.data.colormask import ColorTable
 from semflow.io import image_size, read_mask, read_rgb
 from semflow.errors import SemflowInputError
-from semflow.pseudomask.palette import IGNORE_COLOR
-from semflow.rendering import display_colors
+from semflow.rendering import mask_labels
 
 if TYPE_CHECKING:
     from semflow.models.base import Segmenter
+
+
+# What to do about a colour the model does not know, in the page's words.
+HINT = "Paint only with the class colours (the Model card lists them), or upload a class-index PNG"
 
 
 @dataclass(frozen=True)
@@ -114,21 +116,6 @@ def read_image_upload(path: str | Path, limits: UploadLimits) -> np.ndarray:
         return read_rgb(path)
 
 
-def mask_color_table(pipe: Segmenter, colors: np.ndarray) -> ColorTable:
-    """Colours ``(C, 3)`` of the classes, plus white for the ignore label where the model has one."""
-    info = pipe.dataset
-    names = tuple(info.class_names)
-    labels = list(range(info.num_classes))
-    listed = [tuple(int(v) for v in c) for c in colors]
-    if info.ignore_index is not None and tuple(IGNORE_COLOR) not in listed:
-        listed.append(tuple(IGNORE_COLOR))
-        labels.append(info.ignore_index)
-        names += ("ignore",)
-    return ColorTable(np.asarray(listed, dtype=np.uint8), np.asarray(labels, dtype=np.int64), names,
-                      hint="Paint only with the class colours (the Model card lists them), or upload a class-index "
-                           "PNG")
-
-
 def read_mask_upload(path: str | Path, pipe: Segmenter, limits: UploadLimits) -> torch.Tensor:
     """An uploaded mask as class labels.
 
@@ -146,22 +133,7 @@ def read_mask_upload(path: str | Path, pipe: Segmenter, limits: UploadLimits) ->
     check_upload(path, limits, "mask")
     with named_by_file_name(path):
         stored = read_mask(path)
-    if stored.ndim == 2:
-        labels = torch.from_numpy(stored.astype(np.int64))
-    else:
-        tables = [mask_color_table(pipe, display_colors(pipe))]
-        palette_colors = pipe.palette.colors.round().to(torch.uint8).numpy()
-        if not np.array_equal(palette_colors, display_colors(pipe)):
-            tables.append(mask_color_table(pipe, palette_colors))
-        first_error = None
-        for table in tables:
-            try:
-                labels = torch.from_numpy(table(stored, path.name))
-                break
-            except SemflowInputError as err:
-                first_error = first_error or err
-        else:
-            raise first_error  # type: ignore[misc]
+    labels = mask_labels(stored, pipe, path.name, hint=HINT).long()
     try:
         pipe.palette.encode(labels.unique()[None])  # classes or the ignore index, nothing else (values only)
     except SemflowInputError as err:

@@ -24,6 +24,7 @@ from semflow.cli.speed import add_speed_args, apply_speed_args
 from semflow.data.transforms import resize_label
 from semflow.errors import SemflowInputError, SemflowOutputError
 from semflow.io import list_images, read_image, read_mask, write_image
+from semflow.rendering import mask_labels
 from semflow.outputs import FolderLock, check_output_folder, plan_outputs
 from semflow.seeding import make_generator
 
@@ -42,7 +43,9 @@ def sample_count(text: str) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("synthesize", help="synthesize images from masks (mask -> image)", description=__doc__)
-    p.add_argument("masks", nargs="+", type=Path, metavar="MASK", help="class-index PNG files or folders of them")
+    p.add_argument("masks", nargs="+", type=Path, metavar="MASK",
+                   help="class-index PNGs, or colour PNGs in the model's class colours (the app's legend, "
+                        "NAME_vis.png) or pseudo-mask colours (NAME_color.png); files or folders of them")
     p.add_argument("--model", required=True, type=Path, help="model folder")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--steps", type=solver_steps, default=25, help="solver steps N (default 25)")
@@ -58,11 +61,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def read_index_mask(path: Path) -> torch.Tensor:
-    """A class-index mask as stored (uint8, or int32 for 16-bit files), ``(H, W)``: no int64 copy of a large mask."""
+def read_index_mask(path: Path, pipe) -> torch.Tensor:
+    """A mask's classes ``(H, W)``: a class-index mask as stored (uint8, or int32 for 16-bit files: no int64 copy
+    of a large mask), or a colour mask in the model's class colours or its pseudo-mask colours, as the app reads
+    them (:func:`semflow.rendering.mask_labels`)."""
     array = read_mask(path)
     if array.ndim != 2:
-        raise SemflowInputError(f"{path} is a colour image; expected a single-channel class-index PNG")
+        return mask_labels(array, pipe, str(path), hint="Use the model's class colours (the app's legend, "
+                           "NAME_vis.png) or its pseudo-mask colours (NAME_color.png), or a class-index PNG")
     return torch.from_numpy(np.array(array, dtype=np.uint8 if array.dtype == np.uint8 else np.int32))
 
 
@@ -111,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     labels, error = [], None
     try:
         for index in indices:  # every mask is checked before anything is written
-            label = read_index_mask(paths[index])
+            label = read_index_mask(paths[index], pipe)
             try:
                 pipe.palette.encode(label_values(label)[None])  # the values, not a float copy of the mask
             except SemflowInputError as err:
