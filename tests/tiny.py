@@ -21,6 +21,14 @@ TINY_NETWORK = {
     "layers_per_block": 1,
 }
 
+# The spade network at the same scale: a two-level generator and a small two-scale discriminator.
+TINY_SPADE = {"block_out_channels": [8, 16], "disc_channels": 8, "disc_layers": 2, "disc_scales": 2}
+
+
+def tiny_network(method: str) -> dict:
+    """The tiny network arguments of a method (the spade network takes its own)."""
+    return TINY_SPADE if method == "spade" else TINY_NETWORK
+
 
 def tiny_train_args(out: Path, data: str = "shapes:size=16,length=32", steps: int = 2) -> list[str]:
     """``semflow train`` arguments for a tiny model."""

@@ -61,9 +61,11 @@ READOUTS = ("palette", "head")
 SELF_ALIGN_SOLVERS = ("euler", "snap")
 
 
-# What a model folder can hold: the one list of method names. Class ``semflow.models.<method>`` registers
-# itself for each (see semflow.models.base.model_class).
-METHODS = ("semflow", "dsm", "discriminative")
+# What a model folder can hold: the one list of method names. Class ``semflow.models.<method>`` (a hyphen read
+# as an underscore) registers itself for each (see semflow.models.base.model_class).
+METHODS = ("semflow", "dsm", "discriminative", "noise-flow", "spade")
+# The backbone kind of each method when ``model.network`` is not given (every other method: ``unet2d``).
+METHOD_NETWORKS = {"spade": "spade"}
 
 
 @dataclass
@@ -73,14 +75,19 @@ class ModelConfig:
     Args:
         size: ``[H, W]`` the model runs at, pixels (multiples of the codec's factor and the UNet's 2^levels).
         codec: codec kind (``pixel``, ...); ``codec_args``: its constructor arguments.
-        network: backbone kind (``unet2d``, ...); ``network_args``: overrides of its default config.
+        network: backbone kind (``unet2d``, ``spade``, ...; default: the method's own, :data:`METHOD_NETWORKS`,
+            else ``unet2d``); ``network_args``: overrides of its default config.
         palette: pseudo-mask palette.
         beta: perturbation amplitude in pixel levels (0..255 scale), ``0 < beta < s/2``;
             ``None`` takes the authors' 6.375 levels (``s/4`` for palettes with ``s < 25.5``).
         time_scale: the network sees ``time_scale * t``.
         method: what is trained: ``semflow`` (the rectified flow, segments and synthesizes), ``dsm`` (a
-            conditional diffusion segmenter, the paper's baseline) or ``discriminative`` (per-pixel
-            cross-entropy, one forward pass); see :mod:`semflow.models`.
+            conditional diffusion segmenter, the paper's baseline), ``discriminative`` (per-pixel
+            cross-entropy, one forward pass), or a synthesis rival: ``noise-flow`` (a mask-conditioned rectified
+            flow from Gaussian noise to the image) or ``spade`` (a SPADE GAN); see :mod:`semflow.models`.
+        method_args: options of the method's own (``noise-flow``, ``spade``), checked by its class against its
+            typed options (:class:`semflow.models.noise_flow.NoiseFlowOptions`,
+            :class:`semflow.models.spade.SpadeOptions`); unknown keys are errors.
         scheduler_args: ``dsm`` only: overrides of its diffusers noise-scheduler config (``beta_schedule``,
             ``num_train_timesteps``, ``timestep_spacing``, ...).
         perturbation: shape of the pseudo-mask perturbation: ``uniform`` (paper: ``U(-beta, beta)``) or
@@ -119,13 +126,14 @@ class ModelConfig:
     size: list[int] = field(default_factory=lambda: [32, 32])
     codec: str = "pixel"
     codec_args: dict[str, Any] = field(default_factory=dict)
-    network: str = "unet2d"
+    network: str | None = None
     network_args: dict[str, Any] = field(default_factory=dict)
     palette: PaletteConfig = field(default_factory=PaletteConfig)
     beta: float | None = None
     time_scale: float = 1000.0
     method: str = "semflow"
     scheduler_args: dict[str, Any] = field(default_factory=dict)
+    method_args: dict[str, Any] = field(default_factory=dict)
     perturbation: str = "uniform"
     parameterization: str = "velocity"
     state: str = "shared"
@@ -144,6 +152,14 @@ class ModelConfig:
         _check_at_least("model.time_scale", self.time_scale, strict=True)
         if self.method not in METHODS:
             raise SemflowInputError(f"model.method={self.method!r}; expected one of {', '.join(METHODS)}")
+        if self.network is None:
+            self.network = METHOD_NETWORKS.get(self.method, "unet2d")
+        if (self.network == "spade") != (self.method == "spade"):
+            raise SemflowInputError(f"model.network={self.network!r} with model.method={self.method!r}: the spade "
+                                    "network (a SPADE generator and its discriminator) is the spade method's, and only "
+                                    "its (leave model.network unset for each method's own)")
+        if self.method_args and self.method not in ("noise-flow", "spade"):
+            raise SemflowInputError(f"model.method_args applies to model.method=noise-flow or spade, not {self.method!r}")
         if self.scheduler_args and self.method != "dsm":
             raise SemflowInputError(f"model.scheduler_args applies only to model.method=dsm, not {self.method!r}")
         _check_choice("model.perturbation", self.perturbation, PERTURBATIONS)

@@ -12,7 +12,7 @@ from PIL import Image
 from semflow import ModelConfig, SemFlowPipeline
 from semflow.data import open_dataset
 
-from tiny import TINY_NETWORK
+from tiny import tiny_network
 
 SIZE = 16
 
@@ -20,8 +20,8 @@ SIZE = 16
 def build_model(folder: Path, method: str = "semflow", **config) -> Path:
     torch.manual_seed(0)
     info = open_dataset("shapes", "test").info
-    pipe = SemFlowPipeline.from_config(ModelConfig(size=[SIZE, SIZE], network_args=TINY_NETWORK, method=method,
-                                                   **config), info)
+    pipe = SemFlowPipeline.from_config(ModelConfig(size=[SIZE, SIZE], network_args=tiny_network(method),
+                                                   method=method, **config), info)
     pipe.save_pretrained(folder)
     return folder
 

@@ -95,6 +95,30 @@ def test_page_layout_for_each_model_kind(gr, pipe, disc, semflow_dir, disc_dir, 
     assert "synth-canvas" not in elem_ids(baseline)
 
 
+@pytest.mark.parametrize("method", ["noise-flow", "spade"])
+def test_a_synthesis_only_model_synthesizes_in_the_page_and_says_it_cannot_segment(gr, method, workspace, tmp_path,
+                                                                                    mask_file):
+    from semflow import SemFlowPipeline
+    from semflow.app.ui import build_app
+
+    from .conftest import build_model
+
+    folder = build_model(tmp_path / method, method=method)
+    pipe = SemFlowPipeline.from_pretrained(folder).eval()
+    h = handlers_for(pipe, folder, workspace)
+    page = {c.get("props", {}).get("elem_id"): c.get("props", {}) for c in build_app(gr, h).config["components"]}
+    assert {"seg-absent", "synth-canvas", "synth-run", "model-card"} <= set(page) and "seg-run" not in page
+    assert not page["synth-back"]["visible"]  # nothing to segment back with
+    assert page["synth-steps"]["visible"] == (method == "noise-flow")  # the GAN has no steps
+    editor, _ = h.load_mask(str(mask_file))
+    state, gallery, _ = h.synthesize(editor, 2, 0, 2, pipe.default_solver)
+    assert len(gallery) == 2 and state["images"].shape[0] == 2
+    with pytest.raises(SemflowInputError, match="only synthesizes"):
+        h.segment_back(state, 2, None)
+    with pytest.raises(SemflowInputError, match="only synthesizes"):
+        h.segment([str(mask_file)], 2, None, 0.5)
+
+
 def test_bad_input_becomes_a_message_in_the_page(gr):
     from semflow.app.ui import _guard
 

@@ -20,7 +20,7 @@ from semflow.models.semflow import SemFlowPipeline
 from tiny import TINY_NETWORK, tiny_train_args
 
 DATA = "shapes:size=16,length=12"
-MODELS = ("semflow", "semflow-paper", "dsm", "discriminative")  # folders under OUT/models
+MODELS = ("semflow", "semflow-paper", "dsm", "discriminative", "noise-flow", "spade")  # folders under OUT/models
 SAMPLERS = ("semflow-euler", "semflow-heun", "semflow-snap", "semflow-paper-euler", "dsm-ddim", "dsm-ddpm")
 WEIGHTS = "network/diffusion_pytorch_model.safetensors"
 
@@ -60,7 +60,7 @@ def train_config(out, model):
 
 def test_paper_writes_markdown_json_and_plot(paper):
     out, stdout = paper
-    assert stdout.count("semflow bench paper: training") == 4 and "reusing" not in stdout
+    assert stdout.count("semflow bench paper: training") == len(MODELS) and "reusing" not in stdout
     assert (out / "paper.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     results = json.loads((out / "paper.json").read_text())
     assert set(results["table2"]) == {*SAMPLERS, "discriminative"}
@@ -70,11 +70,13 @@ def test_paper_writes_markdown_json_and_plot(paper):
         assert list(miou) == ["1", "2"] and all(0 <= v <= 1 for v in miou.values())
         assert results["table2"][key]["num_images"] == 12
     assert list(results["table2"]["discriminative"]["miou"]) == ["1"]
-    assert set(results["synthesis"]) == {"semflow", "semflow-paper"}
-    for syn in results["synthesis"].values():
+    assert set(results["synthesis"]) == {"semflow", "semflow-paper", "noise-flow", "spade"}
+    for name, syn in results["synthesis"].items():
         assert (syn["num_masks"], syn["samples"], syn["steps"]) == (12, 2, 2)
         judged = syn["judged"]["judge"]
-        assert 0 <= judged["sis_miou"] <= 1 and 0 <= syn["cycle_miou"] <= 1 and 0 < syn["diversity_l1"] <= 1
+        assert 0 <= judged["sis_miou"] <= 1 and 0 < syn["diversity_l1"] <= 1
+        # The cycle is SemFlow's own (the rivals do not segment).
+        assert (syn["cycle_miou"] is None) == (name in ("noise-flow", "spade"))
         assert judged["fd"] >= 0 and judged["kid_std"] > 0 and judged["diversity"] > 0
         assert syn["fid"] is None and syn["diversity_lpips"] is None
         assert syn["parameters"] > 0 and syn["seconds_per_training_step"] > 0 and syn["seconds_per_image"] > 0
@@ -82,8 +84,8 @@ def test_paper_writes_markdown_json_and_plot(paper):
     assert real["num_images"] == 12 and 0 <= real["miou_own_size"] <= 1 and real["fd"] >= 0
     assert "from scratch" in results["judges"]["judge"]["name"] == real["judge"]
     assert (out / "synthesis.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    grid = Image.open(out / "synthesis.png")  # 4 masks; mask, real image, 2 samples x 2 synthesizers; 2-pixel gaps
-    assert grid.size == (6 * 16 + 5 * 2, 4 * 16 + 3 * 2)
+    grid = Image.open(out / "synthesis.png")  # 4 masks; mask, real image, 2 samples x 4 synthesizers; 2-pixel gaps
+    assert grid.size == (10 * 16 + 9 * 2, 4 * 16 + 3 * 2)
     checks = results["checks"]
     # The recommended model's, under the solver it segments with by default (the preset's model.solver).
     assert results["semflow_solver"] == (train_config(out, "semflow")["model"]["solver"] or "euler")
@@ -140,6 +142,21 @@ def test_semflow_is_trained_with_both_presets_and_the_baselines_without(paper):
         assert saved == before, method
 
 
+def test_train_only_trains_those_models_as_the_full_run_would_and_stops(paper, tmp_path):
+    """Models trained ahead (--train-only) are the ones a later full run reuses: the same configuration."""
+    out = tmp_path / "ahead"
+    code, stdout = run_paper(out, "--train-only", "noise-flow", "spade")
+    assert code == 0 and not (out / "paper.json").exists()
+    assert sorted(p.name for p in (out / "models").iterdir()) == ["noise-flow", "spade"]
+    for name in ("noise-flow", "spade"):
+        assert train_config(out, name) == train_config(paper[0], name)
+        assert f"semflow bench paper: {name}:" in stdout and '"parameters"' in stdout
+    # The spade network takes the backbone's widths only (the UNet's own keys do not apply to it).
+    assert train_config(out, "spade")["model"]["network_args"] == {"block_out_channels": TINY_NETWORK["block_out_channels"]}
+    code, stdout = run_paper(out, "--train-only", "noise-flow")
+    assert code == 0 and "reusing" in stdout
+
+
 def test_paper_command_line_reproduces_the_run(paper):
     out, _ = paper
     command = shlex.split(json.loads((out / "paper.json").read_text())["command"])
@@ -150,12 +167,12 @@ def test_paper_command_line_reproduces_the_run(paper):
         assert getattr(recorded, name) == getattr(given, name), name
 
 
-def test_second_identical_run_reuses_the_four_models(paper):
+def test_second_identical_run_reuses_every_model(paper):
     out, _ = paper
     before = weights(out)
     code, stdout = run_paper(out)
     assert code == 0
-    assert stdout.count("semflow bench paper: reusing") == 4 and "semflow bench paper: training" not in stdout
+    assert stdout.count("semflow bench paper: reusing") == len(MODELS) and "semflow bench paper: training" not in stdout
     assert weights(out) == before
     results = json.loads((out / "paper.json").read_text())
     assert all(t == {"reused": True} for t in results["training"].values())
@@ -175,7 +192,7 @@ def test_folders_written_before_newer_options_are_still_reused(paper, tmp_path):
         del saved["train"]["objective"]["self_align_solver"]
         path.write_text(json.dumps(saved))
     code, stdout = run_paper(out)
-    assert code == 0 and stdout.count("semflow bench paper: reusing") == 4, stdout
+    assert code == 0 and stdout.count("semflow bench paper: reusing") == len(MODELS), stdout
 
 
 def test_changed_configuration_refuses_then_retrain_replaces(paper, tmp_path, capsys):
@@ -279,7 +296,7 @@ def test_synthesize_with_a_dsm_model_fails_before_writing(baselines, tmp_path, c
     Image.fromarray(label.numpy().astype(np.uint8)).save(mask)
     out = tmp_path / "out"
     assert main(["synthesize", "--model", str(baselines["dsm"]), "--steps", "1", str(mask), "--out", str(out)]) == 2
-    assert "semflow model" in capsys.readouterr().err
+    assert "synthesis needs a semflow, noise-flow or spade model" in capsys.readouterr().err
     assert not out.exists()
 
 

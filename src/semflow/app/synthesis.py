@@ -94,10 +94,13 @@ def synthesize_samples(pipe: Segmenter, labels: torch.Tensor, samples: int, seed
         SemflowInputError: a model that only segments, or labels outside the model's classes.
     """
     if not pipe.can_synthesize:
-        raise SemflowInputError(f"a {pipe.method} model only segments; synthesis needs a semflow model")
+        raise SemflowInputError(f"a {pipe.method} model only segments; synthesis needs a semflow, noise-flow or "
+                                "spade model")
     # The mask's generator as `semflow synthesize --seed` makes it for its first mask: same seed, same images.
     generator = make_generator(int(seed), 0)
-    out = pipe.synthesize(labels[None], steps=steps, samples=samples, solver=solver, generator=[generator])
+    # A one-pass synthesizer (spade) takes no solver: the model's own (none) is used.
+    out = pipe.synthesize(labels[None], steps=steps, samples=samples, solver=solver if pipe.SOLVERS else None,
+                          generator=[generator])
     images = (out.images[0].float().cpu() * 255).round().clamp(0, 255).to(torch.uint8)
     return np.ascontiguousarray(images.permute(0, 2, 3, 1).numpy())
 

@@ -108,6 +108,8 @@ class Handlers:
             ``(results, masks, overlays, legend_html, strips, files)``: galleries as ``(picture, caption)``
             pairs, and the paths of the files ``semflow segment`` writes, for download.
         """
+        if not self.pipe.can_segment:
+            raise SemflowInputError(f"a {self.pipe.method} model only synthesizes; it cannot segment images")
         paths = [_path(u) for u in (uploads or [])]
         if not paths:
             raise SemflowInputError("no image uploaded; drop one or more images (PNG, JPEG, ...) on the upload box")
@@ -171,6 +173,8 @@ class Handlers:
     def segment_back(self, state: dict[str, Any] | None, steps: int,
                      solver: str | None) -> tuple[list[tuple[np.ndarray, str]], str]:
         """Each synthesized image segmented again and scored against the painted mask."""
+        if not self.pipe.can_segment:
+            raise SemflowInputError(f"a {self.pipe.method} model only synthesizes; it cannot segment its samples back")
         if not state:
             raise SemflowInputError("nothing to segment back yet; synthesize first")
         back = segment_back(self.pipe, state["images"], state["labels"], int(steps), solver)
@@ -223,7 +227,6 @@ def _hex(color: tuple[int, int, int]) -> str:
 def build_app(gr: Any, handlers: Handlers, examples: list[Path] | None = None) -> gradio.Blocks:
     """Lay out the page: Segment, Synthesize and Model card tabs. ``gr`` is the module from :func:`import_gradio`."""
     pipe, card = handlers.pipe, handlers.card
-    stepped = pipe.STEPPED
     model_events = {"concurrency_id": "model", "concurrency_limit": 1}  # one model call at a time
     # PNG: the colours are the classes' exactly (Gradio's default WebP is lossy).
     gallery = {"format": "png", "columns": 2, "object_fit": "contain", "preview": False, "height": "auto"}
@@ -232,36 +235,13 @@ def build_app(gr: Any, handlers: Handlers, examples: list[Path] | None = None) -
                     f"{len(card.classes)} classes, runs at {pipe.size[1]}x{pipe.size[0]} pixels.")
         with gr.Tabs():
             with gr.Tab("Segment", id="segment"):
-                with gr.Row():
-                    with gr.Column(scale=2):
-                        files = gr.File(label="Images (one or more)", file_count="multiple", file_types=["image"],
-                                        elem_id="seg-files")
-                        if examples:
-                            gr.Examples(examples=[[[str(p)]] for p in examples], inputs=[files],
-                                        label="Examples")
-                        steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps",
-                                          visible=stepped, elem_id="seg-steps")
-                        solver = gr.Dropdown(list(pipe.SOLVERS), value=pipe.default_solver, label="Solver",
-                                             visible=len(pipe.SOLVERS) > 1)
-                        if not stepped:
-                            gr.Markdown(f"A {html.escape(card.method)} model segments in one pass: no steps.")
-                        run = gr.Button("Segment", variant="primary", elem_id="seg-run")
-                        legend = gr.HTML(elem_id="seg-legend")
-                        downloads = gr.File(label="Downloads: NAME.png (class indices), NAME_color.png "
-                                                  "(pseudo-mask), as semflow segment writes them",
-                                            file_count="multiple", interactive=False, elem_id="seg-downloads")
-                    with gr.Column(scale=3):
-                        with gr.Row():
-                            masks = gr.Gallery(label="Mask", **gallery, elem_id="seg-masks")
-                            overlays = gr.Gallery(label="Overlay", **gallery, elem_id="seg-overlays")
-                        opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Overlay opacity",
-                                            elem_id="seg-opacity")
-                        strips = gr.Image(label="Segmentation trajectory, t = 0 (image) to 1 (mask)", format="png",
-                                          type="numpy", interactive=False, elem_id="seg-strips")
-                results = gr.State()
-                run.click(_guard(handlers.segment, gr), [files, steps, solver, opacity],
-                          [results, masks, overlays, legend, strips, downloads], **model_events)
-                opacity.change(_guard(handlers.overlays, gr), [results, opacity], [overlays])
+                if pipe.can_segment:
+                    _segmentation_tab(gr, handlers, model_events, gallery, examples)
+                else:
+                    gr.Markdown(
+                        f"Segmentation is not available for this model: a **{html.escape(card.method)}** model "
+                        "synthesizes images from masks only (it has no path from an image to a mask). A SemFlow "
+                        "model (`semflow train --method semflow`) does both.", elem_id="seg-absent")
 
             with gr.Tab("Synthesize", id="synthesize"):
                 if pipe.can_synthesize:
@@ -275,6 +255,42 @@ def build_app(gr: Any, handlers: Handlers, examples: list[Path] | None = None) -
             with gr.Tab("Model card", id="card"):
                 gr.HTML(card_html(card), elem_id="model-card")
     return app
+
+
+def _segmentation_tab(gr: Any, handlers: Handlers, model_events: dict[str, Any], gallery: dict[str, Any],
+                      examples: list[Path] | None) -> None:
+    pipe, card = handlers.pipe, handlers.card
+    stepped = pipe.STEPPED
+    with gr.Row():
+        with gr.Column(scale=2):
+            files = gr.File(label="Images (one or more)", file_count="multiple", file_types=["image"],
+                            elem_id="seg-files")
+            if examples:
+                gr.Examples(examples=[[[str(p)]] for p in examples], inputs=[files],
+                            label="Examples")
+            steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps",
+                              visible=stepped, elem_id="seg-steps")
+            solver = gr.Dropdown(list(pipe.SOLVERS), value=pipe.default_solver, label="Solver",
+                                 visible=len(pipe.SOLVERS) > 1)
+            if not stepped:
+                gr.Markdown(f"A {html.escape(card.method)} model segments in one pass: no steps.")
+            run = gr.Button("Segment", variant="primary", elem_id="seg-run")
+            legend = gr.HTML(elem_id="seg-legend")
+            downloads = gr.File(label="Downloads: NAME.png (class indices), NAME_color.png "
+                                      "(pseudo-mask), as semflow segment writes them",
+                                file_count="multiple", interactive=False, elem_id="seg-downloads")
+        with gr.Column(scale=3):
+            with gr.Row():
+                masks = gr.Gallery(label="Mask", **gallery, elem_id="seg-masks")
+                overlays = gr.Gallery(label="Overlay", **gallery, elem_id="seg-overlays")
+            opacity = gr.Slider(0, 1, value=0.5, step=0.05, label="Overlay opacity",
+                                elem_id="seg-opacity")
+            strips = gr.Image(label="Segmentation trajectory, t = 0 (image) to 1 (mask)", format="png",
+                              type="numpy", interactive=False, elem_id="seg-strips")
+    results = gr.State()
+    run.click(_guard(handlers.segment, gr), [files, steps, solver, opacity],
+              [results, masks, overlays, legend, strips, downloads], **model_events)
+    opacity.change(_guard(handlers.overlays, gr), [results, opacity], [overlays])
 
 
 def _synthesis_tab(gr: Any, handlers: Handlers, model_events: dict[str, Any], gallery_options: dict[str, Any]) -> None:
@@ -299,18 +315,21 @@ def _synthesis_tab(gr: Any, handlers: Handlers, model_events: dict[str, Any], ga
                 samples = gr.Slider(1, MAX_SAMPLES, value=DEFAULT_SAMPLES, step=1, label="Samples K",
                                     elem_id="synth-samples")
                 seed = gr.Number(value=0, precision=0, label="Seed", elem_id="synth-seed")
-            with gr.Row():
-                steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps", elem_id="synth-steps")
-                solver = gr.Dropdown(list(pipe.SOLVERS), value=pipe.default_solver, label="Solver")
+            with gr.Row():  # a one-pass synthesizer (spade) has neither
+                steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS, step=1, label="Steps", elem_id="synth-steps",
+                                  visible=bool(pipe.SOLVERS))
+                solver = gr.Dropdown(list(pipe.SOLVERS), value=pipe.default_solver, label="Solver",
+                                     visible=bool(pipe.SOLVERS))
             run = gr.Button("Synthesize", variant="primary", elem_id="synth-run")
         with gr.Column():
             gallery = gr.Gallery(label="Samples", **gallery_options, elem_id="synth-gallery")
             read = gr.Image(label="The mask as the model reads it (its size, class colours)", format="png",
                             type="numpy", interactive=False, height=160, elem_id="synth-read")
-            back = gr.Button("Segment it back", elem_id="synth-back")
+            # Only a model that also segments can segment its samples back (the cycle).
+            back = gr.Button("Segment it back", elem_id="synth-back", visible=pipe.can_segment)
             back_gallery = gr.Gallery(label="Samples segmented back", **gallery_options,
-                                      elem_id="synth-back-gallery")
-            back_text = gr.Markdown(elem_id="synth-back-miou")
+                                      elem_id="synth-back-gallery", visible=pipe.can_segment)
+            back_text = gr.Markdown(elem_id="synth-back-miou", visible=pipe.can_segment)
     state = gr.State()
     mask_file.upload(_guard(lambda f: handlers.load_mask(f)[0], gr), [mask_file], [editor])
     run.click(_guard(handlers.synthesize, gr), [editor, samples, seed, steps, solver], [state, gallery, read],

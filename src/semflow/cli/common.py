@@ -101,6 +101,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def require_segmenter(pipe: Segmenter, where: Path) -> None:
+    """One line where the model cannot segment (a synthesis-only model)."""
+    if not pipe.can_segment:
+        raise SemflowInputError(f"{where} is a {pipe.method} model, which only synthesizes images from masks; "
+                                "segmentation needs a semflow, dsm or discriminative model")
+
+
 def load_pipeline(model: Path, device: str | torch.device) -> Segmenter:
     """A model folder, loaded and moved to ``device`` (a ``--device`` name or a torch device), in eval mode."""
     from semflow.models.base import Segmenter

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from semflow.cli.common import add_device_arg, add_solver_arg, load_pipeline, non_negative_int, parse_steps, positive_int
+from semflow.cli.common import (
+    add_device_arg, add_solver_arg, load_pipeline, non_negative_int, parse_steps, positive_int, require_segmenter,
+)
 from semflow.cli.speed import add_speed_args, apply_speed_args
 from semflow.config import save_json
 from semflow.data.base import DatasetInfo
@@ -78,6 +80,7 @@ def _evaluate(args: argparse.Namespace, state) -> int:
 
     steps = parse_steps(args.steps)
     pipe = load_pipeline(args.model, inference_device(state, args.device))
+    require_segmenter(pipe, args.model)
     solver = pipe.check_solver(args.solver)  # before any work starts
     steps = check_steps(pipe, steps)
     split = args.split or default_split(pipe.dataset)

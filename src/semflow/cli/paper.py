@@ -42,13 +42,15 @@ DEFAULT_NETWORK = {"block_out_channels": [16, 32, 64]}
 MODELS: dict[str, tuple[str, str | None]] = {
     "semflow": ("semflow", "recommended"), "semflow-paper": ("semflow", "paper"),
     "dsm": ("dsm", None), "discriminative": ("discriminative", None),
+    # The synthesis rivals: their methods' fixed recipes (model.method_args defaults), same data and budget.
+    "noise-flow": ("noise-flow", None), "spade": ("spade", None),
 }
 # Table 2's samplers: (model, solver). The paper preset with Euler only: its Heun row would add a second ODE
 # sweep over every step count for a comparison the Euler row already makes.
 SAMPLERS = (("semflow", "euler"), ("semflow", "heun"), ("semflow", "snap"), ("semflow-paper", "euler"), ("dsm", "ddim"),
             ("dsm", "ddpm"))
 # Table 1's synthesizers (folders under OUT/models), each scored by the judges: the one list of them.
-SYNTHESIS = ("semflow", "semflow-paper")
+SYNTHESIS = ("semflow", "semflow-paper", "noise-flow", "spade")
 # Test masks shown in OUT/synthesis.png (evenly spaced over the scored ones).
 GRID_MASKS = 4
 
@@ -88,6 +90,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size-eval", type=positive_int, default=16, help="images per forward pass when scoring")
     p.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--retrain", action="store_true", help="train again even where OUT/models/MODEL matches")
+    p.add_argument("--train-only", nargs="+", choices=list(MODELS), metavar="MODEL",
+                   help=f"train (or reuse) only these models ({', '.join(MODELS)}) and stop: a later run with the "
+                        "same options reuses them")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_device_arg(p)
     p.set_defaults(func=run)
@@ -110,7 +115,12 @@ def run_config(args: argparse.Namespace, name: str):
         items.append(f"model.codec_args.path={json.dumps(args.codec_path)}")
     if not any(item.startswith("model.network") for item in args.overrides):
         items.append(f"model.network_args={json.dumps(DEFAULT_NETWORK)}")
-    return load_run_config(None, items + list(args.overrides), preset_name=preset_name)
+    config = load_run_config(None, items + list(args.overrides), preset_name=preset_name)
+    if method == "spade":
+        # The GAN is no UNet: it takes the backbone's widths per level (block_out_channels) and leaves the UNet's
+        # own keys (blocks, attention, groups) to the others.
+        config.model.network_args = {k: v for k, v in config.model.network_args.items() if k == "block_out_channels"}
+    return config
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
@@ -242,6 +252,11 @@ def run(args: argparse.Namespace) -> int:
     test = open_dataset(args.data, split)
     indices = evenly_spaced_indices(len(test), args.test_images)
     reuse = plan(args, configs)
+    if args.train_only:
+        for name in args.train_only:
+            model, info = train_or_reuse(args, name, configs[name], reuse[name])
+            print(f"semflow bench paper: {name}: {json.dumps({**info, 'parameters': model.parameter_counts()})}")
+        return 0
     fid, lpips, notes = perceptual_metrics(args, device)
     judge, judge_folder = judge_from_args(args, train)
     judges = {"judge": judge.eval()}

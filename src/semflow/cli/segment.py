@@ -18,7 +18,9 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from semflow.cli.common import add_device_arg, add_solver_arg, load_pipeline, positive_int, solver_steps
+from semflow.cli.common import (
+    add_device_arg, add_solver_arg, load_pipeline, positive_int, require_segmenter, solver_steps,
+)
 from semflow.cli.speed import add_speed_args, apply_speed_args
 from semflow.errors import SemflowInputError, SemflowOutputError
 from semflow.io import list_images, read_image, write_image
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     state = process_state()  # under a launcher each process segments its share of the inputs
     paths = list_images(args.inputs)
     pipe = load_pipeline(args.model, inference_device(state, args.device))
+    require_segmenter(pipe, args.model)
     args.solver = pipe.check_solver(args.solver)  # before any output is written
     # Every output path, checked for collisions and for replacing an input before any work.
     outputs = plan_outputs(paths, output_names(pipe.dataset.colors is not None), args.out)

@@ -55,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--colors-from", type=Path, metavar="IMAGE",
                    help="paint every mask with the class colours of this photo (segmented by the model), instead of a "
                         "training scene drawn per image; models trained with model.image_source=class-means")
+    p.add_argument("--guidance", type=float, metavar="W",
+                   help="classifier-free guidance scale >= 0 of a noise-flow model (default: the model's own; 1: the "
+                        "conditional field alone, above 1: stronger guidance towards the mask)")
     p.add_argument("--batch-size", type=positive_int, default=8, help="masks per forward pass")
     add_device_arg(p)
     add_speed_args(p)
@@ -102,6 +105,19 @@ def reference_colors(pipe, path: Path) -> torch.Tensor:
     return pipe.scene_colors(image, steps=1)
 
 
+def synthesis_options(pipe, args: argparse.Namespace) -> dict:
+    """The model-specific options given on the command line, checked before any work (one line if they do not
+    apply or are out of range)."""
+    if args.solver is not None and args.solver not in pipe.SOLVERS:
+        runs = f"runs {', '.join(pipe.SOLVERS)}" if pipe.SOLVERS else "synthesizes in one pass (no solver)"
+        raise SemflowInputError(f"--solver {args.solver}: a {pipe.method} model {runs}")
+    if args.guidance is None:
+        return {}
+    if not getattr(pipe, "guided", False):
+        raise SemflowInputError(f"--guidance applies to a noise-flow model; {args.model} is a {pipe.method} model")
+    return {"guidance": pipe.check_guidance(args.guidance)}
+
+
 def run(args: argparse.Namespace) -> int:
     from semflow.cli.parallel import inference_device, my_share, process_state, stop_if_any_failed
 
@@ -112,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args.model, inference_device(state, args.device))
     if not pipe.can_synthesize:
         raise SemflowInputError(f"{args.model} is a {pipe.method} model, which only segments; synthesis needs a "
-                                "semflow model")
+                                "semflow, noise-flow or spade model")
+    options = synthesis_options(pipe, args)
     outputs = plan_outputs(paths, lambda p: [f"{p.stem}_{k}.png" for k in range(args.samples)], args.out)
     labels, error = [], None
     try:
@@ -132,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
         except SemflowInputError as err:
             error = err
     stop_if_any_failed(state, error)
+    if colors is not None:
+        options["colors"] = colors
     precision = apply_speed_args(pipe, args)
     done, current = 0, args.out
     with FolderLock(args.out) if state.is_main_process else contextlib.nullcontext():
@@ -143,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
                 generators = [make_generator(args.seed, index) for index in indices[start : start + args.batch_size]]
                 with precision:
                     out = pipe.synthesize(batch, steps=args.steps, samples=args.samples, solver=args.solver,
-                                          generator=generators, colors=colors)
+                                          generator=generators, **options)
                 for i, label in enumerate(chunk):
                     # Back to the mask's own size, so images and masks line up; one image at a time.
                     for k, current in enumerate(outputs[indices[start + i]]):

@@ -14,9 +14,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train a SemFlow model (or a baseline: --method)", description=__doc__)
     p.add_argument("--data", help="data set SPEC: shapes (built-in), or KIND:PATH (default: shapes)")
     p.add_argument("--out", required=True, type=Path, help="output folder for the model, loss.csv and checkpoints")
-    p.add_argument("--method", choices=METHODS,
-                   help="semflow (default), or a baseline on the same backbone: dsm (conditional diffusion "
-                        "segmenter) or discriminative (per-pixel cross-entropy)")
+    p.add_argument("--method", metavar="|".join(METHODS),
+                   help="semflow (default); a segmentation baseline on the same backbone: dsm (conditional diffusion "
+                        "segmenter) or discriminative (per-pixel cross-entropy); or a synthesis rival: noise-flow "
+                        "(mask-conditioned rectified flow from noise) or spade (SPADE GAN)")
     p.add_argument("--preset", default=DEFAULT_PRESET, metavar="|".join(PRESETS),
                    help=f"the recipe to start from (default {DEFAULT_PRESET}: the best measured; paper: the authors' "
                         "recipe exactly); --config and --set override it (docs/quality.md)")

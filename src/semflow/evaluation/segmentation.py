@@ -115,6 +115,9 @@ def evaluate_segmentation(
         progress: wraps the batch iterator (for example ``tqdm``).
         indices: score only these images (this process's share; merge the parts' results).
     """
+    if not pipeline.can_segment:
+        raise SemflowInputError(f"a {pipeline.method} model only synthesizes; segmentation is scored for models "
+                                "that segment (semflow, dsm, discriminative)")
     steps = check_steps(pipeline, steps)
     solver = pipeline.check_solver(solver)
     check_compatible(pipeline, dataset)

@@ -94,7 +94,7 @@ def model_class(method: str) -> type[Segmenter]:
     if method not in METHODS:
         raise SemflowInputError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
     if method not in REGISTRY:
-        importlib.import_module(f"semflow.models.{method}")
+        importlib.import_module(f"semflow.models.{method.replace('-', '_')}")
     return REGISTRY[method]
 
 
@@ -102,7 +102,8 @@ def all_solvers() -> tuple[str, ...]:
     """Every solver name some method's :meth:`Segmenter.segment` accepts (for command-line choices)."""
     names: list[str] = []
     for method in METHODS:
-        names += [s for s in model_class(method).SOLVERS if s not in names]
+        if model_class(method).can_segment:
+            names += [s for s in model_class(method).SOLVERS if s not in names]
     return tuple(names)
 
 
@@ -220,6 +221,17 @@ class Segmenter(nn.Module):
         """The module whose parameters are trained (and averaged by EMA); its forward is what the training
         loss calls. The network itself unless a subclass wraps it."""
         return self.network
+
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups at the training learning rate ``lr`` (torch's ``param_groups``: a
+        ``params`` list, and any per-group ``lr`` or ``betas``). Default: all of :attr:`trainable`, at ``lr``.
+        A method that trains parts at different rates (a GAN's generator and discriminator) returns one group each,
+        so the training loop stays one optimiser, one schedule, one EMA and one checkpoint for every method."""
+        return [{"params": list(self.trainable.parameters())}]
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trained parameters by part, for the training log (default: the one network)."""
+        return {"network": sum(p.numel() for p in self.trainable.parameters())}
 
     @property
     def default_solver(self) -> str | None:

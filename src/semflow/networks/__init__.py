@@ -1,7 +1,8 @@
 """Velocity backbones, built from a kind and a JSON config, saved as diffusers-style folders.
 
-Kinds: ``unet2d`` (diffusers' ``UNet2DModel``, a small default) and ``unet2d-condition`` (Stable Diffusion's
-``UNet2DConditionModel`` with a fixed null text embedding, from scratch or from a local SD1.5 ``unet/``).
+Kinds: ``unet2d`` (diffusers' ``UNet2DModel``, a small default), ``unet2d-condition`` (Stable Diffusion's
+``UNet2DConditionModel`` with a fixed null text embedding, from scratch or from a local SD1.5 ``unet/``) and
+``spade`` (a SPADE generator with its discriminator, for ``model.method=spade``).
 
 A backbone is any ``nn.Module`` called as ``net(sample, timestep)``. Register new kinds in
 :data:`BACKBONES` with a builder (config -> module) and a loader (folder -> module); saving uses the
@@ -19,6 +20,7 @@ from torch import nn
 
 from semflow.bounds import check_config_numbers, planned_tensors
 from semflow.errors import SemflowInputError
+from semflow.networks.spade import build_spade, load_spade
 from semflow.networks.unet import build_unet2d, load_unet2d
 from semflow.networks.unet_condition import build_unet2d_condition, load_unet2d_condition
 
@@ -35,6 +37,8 @@ BACKBONES: dict[str, Backbone] = {
     "unet2d": Backbone(build=build_unet2d, load=load_unet2d),
     # SD1.5's UNet driven by a fixed null text embedding (the authors' backbone), see unet_condition.py.
     "unet2d-condition": Backbone(build=build_unet2d_condition, load=load_unet2d_condition),
+    # A SPADE generator and its multi-scale discriminator (model.method=spade), see spade.py.
+    "spade": Backbone(build=build_spade, load=load_spade),
 }
 
 
@@ -68,7 +72,9 @@ def _diffusers_config(network: nn.Module) -> Any:
 
 def size_multiple(network: nn.Module) -> int:
     """What the sides of the network's input must be multiples of: diffusers' UNets halve the resolution in
-    every down block but the last (``2^(levels-1)``); 1 for backbones that do not say."""
+    every down block but the last (``2^(levels-1)``); other backbones say it as ``input_multiple``; else 1."""
+    if hasattr(network, "input_multiple"):
+        return int(network.input_multiple)
     config = _diffusers_config(network)
     blocks = config.get("down_block_types") if hasattr(config, "get") else None
     return 2 ** (len(blocks) - 1) if blocks else 1
