@@ -1,0 +1,110 @@
+"""Seconds per training step of each synthesizer of ``bench paper``, as a ratio to SemFlow's, in one run.
+
+Each method (SemFlow ``recommended`` and ``paper``, the rivals ``noise-flow`` and ``spade``) is set up by the
+training loop itself (:func:`semflow.training.loop.setup`: the model, Accelerate, the optimiser with the method's
+parameter groups) with bench paper's settings (data, size, batch, lr, the demo's UNet widths, palette), and
+:func:`semflow.training.loop.train_step` (the loss, backward, clipping, the optimiser and schedule step) is timed on
+one fixed batch, the methods taking turns in rounds (``timing.interleaved_samples``, this process's CPU time on
+one thread), so that a neighbour's load slows all alike. SemFlow ``recommended`` spends the last 30% of its steps
+in a self-aligned phase (its own solves first): its cost per step is the mix of both phases' medians, weighted as
+a run spends them. Data loading is left out (the same for every method).
+
+Example::
+
+    nice -n 5 python bench/step_cost.py --data camvid:../shared/data/camvid
+
+Prints a Markdown table and writes ``bench/results/step_cost.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+import torch
+
+from semflow.config import load_run_config
+from semflow.training.loop import setup, train_step
+
+from timing import add_threads_arg, interleaved_samples, machine, markdown, write
+
+# bench paper's models (semflow.cli.paper.MODELS) that synthesize: folder name -> (method, preset).
+SYNTHESIZERS = {"semflow": ("semflow", "recommended"), "semflow-paper": ("semflow", "paper"),
+                "noise-flow": ("noise-flow", None), "spade": ("spade", None)}
+# bench paper's network for every model (semflow.cli.paper.DEFAULT_NETWORK); spade takes its widths.
+NETWORK = {"block_out_channels": [16, 32, 64]}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default="camvid:../shared/data/camvid", help="data set SPEC (bench paper's CamVid)")
+    parser.add_argument("--size", type=int, nargs=2, default=[48, 64], help="model size (bench paper's 48 64)")
+    parser.add_argument("--batch-size", type=int, default=8, help="batch size (bench paper's 8)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (bench paper's 1e-3)")
+    parser.add_argument("--train-steps", type=int, default=2000,
+                        help="the run's length, which places SemFlow recommended's self-aligned phase (README: 2000)")
+    parser.add_argument("--rounds", type=int, default=10, help="rounds of one step per method (default 10)")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/step_cost.json)")
+    add_threads_arg(parser)
+    return parser.parse_args(argv)
+
+
+def config_of(args: argparse.Namespace, method: str, preset: str | None):
+    """bench paper's training configuration of one model (as semflow.cli.paper.run_config builds it)."""
+    items = [f"train.data={json.dumps(args.data)}", f"train.steps={args.train_steps}",
+             f"train.batch_size={args.batch_size}", f"train.lr={args.lr}", "train.seed=0", "train.num_workers=0",
+             f"model.size={json.dumps(list(args.size))}", "model.palette.kind=spread", f"model.method={method}",
+             "train.checkpoint_every=0", "train.cache=false",
+             f"model.network_args={json.dumps(NETWORK)}"]
+    return load_run_config(None, items, preset_name=preset)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    load_before = machine()["load_average_1min"]
+    cases, weights, params, runs = {}, {}, {}, []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (method, preset) in SYNTHESIZERS.items():
+            run = setup(config_of(args, method, preset), Path(tmp) / name)
+            runs.append(run)
+            batch = next(iter(run.loader))
+            params[name] = run.model.parameter_counts()
+            aligned = run.config.train.objective.self_align_fraction
+            phases = {name: (0, 1 - aligned)}
+            if aligned:  # the self-aligned phase: the loop's train_step decides it from the step reached
+                phases[f"{name} (self-aligned phase)"] = (args.train_steps - 1, aligned)
+            for case, (step, weight) in phases.items():
+                def one_step(run=run, batch=batch, step=step):
+                    run.progress.step = step
+                    train_step(run, batch)
+                cases[case], weights[case] = one_step, (name, weight)
+        samples = interleaved_samples(cases, args.rounds)
+        for run in runs:
+            run.release()
+    medians = {case: statistics.median(times) for case, times in samples.items()}
+    per_step = {name: 0.0 for name in SYNTHESIZERS}
+    for case, (name, weight) in weights.items():
+        per_step[name] += weight * medians[case]
+    reference = per_step["semflow"]
+    rows = [[name, SYNTHESIZERS[name][1] or "-", json.dumps(params[name]).replace('"', ""), per_step[name],
+             per_step[name] / reference] for name in SYNTHESIZERS]
+    print(markdown(["model", "preset", "parameters", "CPU s / step", "ratio to SemFlow (recommended)"], rows))
+    load_after = machine()["load_average_1min"]
+    print(f"{args.rounds} interleaved rounds, {args.threads} torch thread(s), {args.data} at "
+          f"{args.size[0]}x{args.size[1]}, batch {args.batch_size}; load average (1 min) {load_before} before, "
+          f"{load_after} after, on {machine()['cpu_count']} CPUs")
+    path = write("step_cost", {
+        "settings": {k: v for k, v in vars(args).items() if k != "out"} | {"out": str(args.out)},
+        "seconds_per_step": per_step, "ratio_to_semflow": {n: v / reference for n, v in per_step.items()},
+        "phase_medians": medians, "parameters": params, "load_average_1min": [load_before, load_after],
+    }, args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
