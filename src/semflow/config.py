@@ -447,9 +447,9 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
-def demo_config(size: int, seed: int, preset_name: str = DEFAULT_PRESET) -> RunConfig:
+def demo_config(size: int, seed: int, preset_name: str = DEFAULT_PRESET, method: str = "semflow") -> RunConfig:
     """``semflow demo``'s model and training configuration (pixel space, small UNet) on top of preset
-    ``preset_name``; also the benchmarks'."""
+    ``preset_name`` (the part of it that applies to ``method``); also the benchmarks'."""
     data = {
         "model": {
             "size": [size, size],
@@ -463,7 +463,9 @@ def demo_config(size: int, seed: int, preset_name: str = DEFAULT_PRESET) -> RunC
         "train": {"data": f"shapes:size={size}", "batch_size": 16, "lr": 2e-3, "warmup_steps": 50, "seed": seed,
                   "log_every": 10, "checkpoint_every": 0},
     }
-    return from_dict(RunConfig, _merge(preset(preset_name), data))
+    if method != "semflow":
+        data["model"]["method"] = method
+    return from_dict(RunConfig, _merge(preset(preset_name, method), data))
 
 
 def _short(value: Any, limit: int = 80) -> str:

@@ -97,7 +97,8 @@ def test_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--steps", "2", "--size", "16", "--test-images", "4",
                  "--no-progress"]) == 0
-    assert "index.html" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "index.html" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["miou"]) == {"1", "2", "5", "10", "25"}
     synthesis = metrics["synthesis"]  # both directions are reported
@@ -119,6 +120,24 @@ def test_demo_end_to_end(tmp_path, capsys):
     for src in [s.split('"')[0] for s in page.split('src="')[1:]]:
         assert (out / src).is_file(), src
     assert (out / "model" / "semflow_config.json").is_file()
+    # Without --rival the rival is not trained, and the demo says so and where its numbers are.
+    assert "rival" not in metrics and "noise-flow rival: not trained here" in printed
+
+
+def test_demo_with_the_rival_trains_noise_flow_for_as_many_steps_and_reports_it_beside_semflow(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--steps", "2", "--size", "16", "--test-images", "4", "--rival",
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    rival = metrics["rival"]
+    assert rival["method"] == "noise-flow" and rival["train"]["steps"] == metrics["train"]["steps"] == 2
+    assert 0 <= rival["sis_miou"] <= 1 and rival["diversity_l1"] > 0 and rival["hf_ratio"] >= 0
+    saved = json.loads((out / "rival" / "semflow_config.json").read_text())["model"]
+    semflow = json.loads((out / "model" / "semflow_config.json").read_text())["model"]
+    assert saved["method"] == "noise-flow" and saved["network_args"] == semflow["network_args"]
+    assert f"diversity {rival['diversity_l1']:.4f}" in printed
+    assert "Beside the noise-flow rival" in (out / "index.html").read_text()
 
 
 # ---------------------------------------------------------------------------------------------- bad input

@@ -128,6 +128,20 @@ def write_report(out: Path, pipe: SemFlowPipeline, dataset: SegmentationDataset,
         f"<td>{synthesis['diversity_l1']:.4f}</td></tr>"
         f"<tr><td>cycle mIoU: the model segments its own samples (1 step) against the mask they came from</td>"
         f"<td>{synthesis['cycle_miou']:.3f}</td></tr>{_energy_rows(synthesis)}</table>")
+    rival = metrics.get("rival")
+    if synthesis and rival:
+        def row(what: str, ours: float | None, theirs: float | None) -> str:
+            cell = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+            return f"<tr><td>{what}</td><td>{cell(ours)}</td><td>{cell(theirs)}</td></tr>"
+
+        synthesis_html += (
+            f"<h3>Beside the noise-flow rival (a mask-conditioned flow from Gaussian noise, the same network, data and "
+            f"{rival['train']['steps']} steps)</h3><table><tr><th></th><th>SemFlow</th><th>noise-flow</th></tr>"
+            + row("mIoU of the samples segmented by this SemFlow model (SemFlow's own: the cycle)",
+                  synthesis["cycle_miou"], rival["sis_miou"])
+            + row("diversity (pixel L1)", synthesis["diversity_l1"], rival["diversity_l1"])
+            + row("high-frequency energy over the real images'", synthesis.get("hf_ratio"), rival["hf_ratio"])
+            + "</table>")
     preset_note = f" with the <code>{html.escape(str(metrics['preset']))}</code> recipe" if "preset" in metrics else ""
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>semflow demo</title>
