@@ -60,27 +60,29 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out is not None:
         check_output_file(args.out)  # before the evaluation, not after it
+    from semflow.cli.parallel import inference_device
+
     state = process_state()
+    pipe = load_pipeline(args.model, inference_device(state, args.device))
+    require_segmenter(pipe, args.model)  # before the lock makes --out's folder
     lock = FolderLock.for_file(args.out) if args.out is not None and state.is_main_process else None
     if lock is not None:
         lock.acquire()  # one writer of the file at a time, held until the metrics are written
     try:
-        return _evaluate(args, state)
+        return _evaluate(args, state, pipe)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _evaluate(args: argparse.Namespace, state) -> int:
-    from semflow.cli.parallel import inference_device, my_share
+def _evaluate(args: argparse.Namespace, state, pipe) -> int:
+    from semflow.cli.parallel import my_share
     from semflow.data import open_dataset
     from semflow.data.paired import BAD_FILES, report_bad_files
     from semflow.evaluation.segmentation import EvaluationResult, check_compatible, check_steps, evaluate_segmentation
     from semflow.evaluation.subset import evenly_spaced_indices
 
     steps = parse_steps(args.steps)
-    pipe = load_pipeline(args.model, inference_device(state, args.device))
-    require_segmenter(pipe, args.model)
     solver = pipe.check_solver(args.solver)  # before any work starts
     steps = check_steps(pipe, steps)
     split = args.split or default_split(pipe.dataset)
