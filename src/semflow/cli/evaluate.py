@@ -17,12 +17,12 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from semflow.cli.common import (
-    add_device_arg, add_solver_arg, load_pipeline, non_negative_int, parse_steps, positive_int, require_segmenter,
+    add_device_arg, add_solver_arg, default_split, load_pipeline, non_negative_int, parse_steps, positive_int,
+    require_segmenter,
 )
 from semflow.cli.judge import add_judge_args
 from semflow.cli.speed import add_speed_args, apply_speed_args
 from semflow.config import save_json
-from semflow.data.base import DatasetInfo
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,12 +48,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_device_arg(p)
     add_speed_args(p)
     p.set_defaults(func=run)
-
-
-def default_split(info: DatasetInfo) -> str:
-    """``test`` where the model's data set has one, else its last split (COCO-Stuff: ``val``)."""
-    splits = info.extra.get("splits")
-    return "test" if not splits or "test" in splits else list(splits)[-1]
 
 
 def format_table(metrics: dict, solver: str | None) -> str:

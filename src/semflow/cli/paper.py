@@ -231,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from semflow.cli.common import pick_device
-    from semflow.cli.evaluate import default_split
+    from semflow.cli.common import default_split
     from semflow.cli.paper_report import write_results
     from semflow.data import open_dataset
     from semflow.evaluation.segmentation import evaluate_segmentation
