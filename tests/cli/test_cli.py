@@ -69,6 +69,30 @@ def test_evaluate_prints_a_table_and_writes_json(tiny_model, tmp_path, capsys):
     assert all(0 <= v <= 1 for v in m["miou"].values())
 
 
+def test_evaluate_synthesis_scores_by_the_judge(tiny_model, tmp_path, capsys):
+    """``--synthesis``: the judge is trained once into the cache (the tests' $SEMFLOW_CACHE) and reused; the scores are
+    evaluate_synthesis's on the evenly spaced masks; a judge folder of other classes is one line, exit 2."""
+    out = tmp_path / "syn.json"
+    args = ["evaluate", "--model", str(tiny_model), "--data", "shapes:size=16,length=6", "--synthesis", "--steps",
+            "1,2", "--test-images", "4", "--judge-steps", "2", "--judge-size", "16", "16", "--no-progress"]
+    assert main(args + ["--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    m = json.loads(out.read_text())
+    assert "| judge |" in printed and (m["num_masks"], m["samples"], m["steps"]) == (4, 2, 2)
+    judged = m["judged"]["judge"]
+    assert 0 <= judged["sis_miou"] <= 1 and judged["fd"] >= 0 and judged["diversity"] >= 0 and judged["kid"] is not None
+    assert main(args) == 0 and "reusing" in capsys.readouterr().out
+    from semflow.evaluation.judge import Judge
+    from semflow.data import DatasetInfo
+
+    judge = Judge.load(m["judge_folder"])
+    judge.info = DatasetInfo("other", ("a", "b"))
+    judge.save(tmp_path / "other")
+    assert main(args + ["--judge", str(tmp_path / "other"), "--out", str(tmp_path / "no.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "expected the same class list" in err[0] and not (tmp_path / "no.json").exists()
+
+
 def test_evaluate_scores_the_evenly_spaced_subset_bench_paper_scores(tiny_model, tmp_path):
     from semflow.data import open_dataset
     from semflow.evaluation.segmentation import evaluate_segmentation

@@ -13,6 +13,7 @@ from semflow.errors import SemflowInputError
 from semflow.flow.solver import MAX_STEPS, SOLVERS
 
 if TYPE_CHECKING:
+    from semflow.data.base import DatasetInfo
     from semflow.models.base import Segmenter
 
 
@@ -35,6 +36,12 @@ def add_solver_arg(parser: argparse.ArgumentParser, segmenters: bool = False) ->
                         help="semflow models: euler (the paper; the default unless the model's model.solver says), heun, "
                              "midpoint or snap; dsm models: ddim (default) "
                              "or ddpm; discriminative models: forward (one pass)")
+
+
+def default_split(info: DatasetInfo) -> str:
+    """``test`` where the model's data set has one, else its last split (COCO-Stuff: ``val``)."""
+    splits = info.extra.get("splits")
+    return "test" if not splits or "test" in splits else list(splits)[-1]
 
 
 def pick_device(name: str) -> torch.device:

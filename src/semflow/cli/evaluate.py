@@ -2,6 +2,10 @@
 
 Any model (semflow, dsm, discriminative) is scored the same way. Under a launcher (``accelerate launch``,
 ``torchrun``) each process scores its share of the split and process 0 sums the confusion matrices.
+
+With ``--synthesis``, a model that synthesizes is scored instead on the split's masks (``--samples`` images each,
+at the largest of ``--steps``) by the data set's judge (``semflow bench judge``; trained once and cached if absent):
+SIS-mIoU, FD, KID, both diversities and, for a model that also segments, cycle mIoU. One process.
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from semflow.cli.common import (
-    add_device_arg, add_solver_arg, load_pipeline, non_negative_int, parse_steps, positive_int, require_segmenter,
+    add_device_arg, add_solver_arg, default_split, load_pipeline, non_negative_int, parse_steps, positive_int,
+    require_segmenter,
 )
+from semflow.cli.judge import add_judge_args
 from semflow.cli.speed import add_speed_args, apply_speed_args
 from semflow.config import save_json
-from semflow.data.base import DatasetInfo
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,15 +39,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=16, help="images per forward pass")
     p.add_argument("--num-workers", type=non_negative_int, default=0, help="data loader worker processes")
     p.add_argument("--out", type=Path, help="write the metrics JSON here")
+    p.add_argument("--synthesis", action="store_true",
+                   help="score synthesis from the split's masks by the data set's judge instead of segmentation")
+    p.add_argument("--samples", type=positive_int, default=2, help="with --synthesis: images per mask (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="with --synthesis: mask i gets the perturbations of (seed, i)")
+    add_judge_args(p)
+    p.add_argument("--no-progress", action="store_true", help="with --synthesis: no progress bars (judge training)")
     add_device_arg(p)
     add_speed_args(p)
     p.set_defaults(func=run)
-
-
-def default_split(info: DatasetInfo) -> str:
-    """``test`` where the model's data set has one, else its last split (COCO-Stuff: ``val``)."""
-    splits = info.extra.get("splits")
-    return "test" if not splits or "test" in splits else list(splits)[-1]
 
 
 def format_table(metrics: dict, solver: str | None) -> str:
@@ -64,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
     state = process_state()
     pipe = load_pipeline(args.model, inference_device(state, args.device))
-    require_segmenter(pipe, args.model)  # before the lock makes --out's folder
+    if not args.synthesis:  # a synthesis-only model is scored by --synthesis
+        require_segmenter(pipe, args.model)  # before the lock makes --out's folder
     lock = FolderLock.for_file(args.out) if args.out is not None and state.is_main_process else None
     if lock is not None:
         lock.acquire()  # one writer of the file at a time, held until the metrics are written
@@ -83,13 +89,15 @@ def _evaluate(args: argparse.Namespace, state, pipe) -> int:
     from semflow.evaluation.subset import evenly_spaced_indices
 
     steps = parse_steps(args.steps)
-    solver = pipe.check_solver(args.solver)  # before any work starts
+    solver = pipe.check_solver(args.solver) if not args.synthesis else None  # before any work starts
     steps = check_steps(pipe, steps)
     split = args.split or default_split(pipe.dataset)
     dataset = open_dataset(args.data, split, skip_bad=args.skip_bad)
     check_compatible(pipe, dataset)
     report_bad_files(dataset, (args.out.parent if args.out else Path(".")) / BAD_FILES, state.is_main_process)
     pool = evenly_spaced_indices(len(dataset), args.test_images) or list(range(len(dataset)))
+    if args.synthesis:
+        return run_synthesis(args, pipe, dataset, split, pool, max(steps), state.num_processes)
     with apply_speed_args(pipe, args):
         result = evaluate_segmentation(pipe, dataset, steps, solver=solver, batch_size=args.batch_size,
                                        num_workers=args.num_workers,
@@ -110,4 +118,43 @@ def _evaluate(args: argparse.Namespace, state, pipe) -> int:
         print(f"wrote {args.out}")
     else:
         print(json.dumps({"miou": metrics["miou"]}))
+    return 0
+
+
+def run_synthesis(args: argparse.Namespace, pipe, dataset, split: str, pool: list[int], steps: int,
+                  processes: int) -> int:
+    """``--synthesis``: the model's samples from the masks ``pool`` of ``dataset`` scored by the judges."""
+    from semflow.cli.judge import judge_from_args
+    from semflow.data import open_dataset
+    from semflow.errors import SemflowInputError
+    from semflow.evaluation.judge import release_judge
+    from semflow.evaluation.synthesis import evaluate_synthesis
+
+    if processes > 1:
+        raise SemflowInputError("--synthesis scores in one process; run it without a launcher")
+    if not pipe.can_synthesize:
+        raise SemflowInputError(f"{args.model} holds a {pipe.method} model, which does not synthesize; --synthesis "
+                                "scores models that do")
+    train = open_dataset(args.data, "train")
+    judge, folder = judge_from_args(args, train)
+    judges = {"judge": judge.eval()}
+    if args.judge_weights:
+        judges["pretrained"] = release_judge(args.judge_weights, train, judge.size)
+    result = evaluate_synthesis(pipe, dataset, judges=judges, steps=steps, samples=args.samples, solver=None,
+                                seed=args.seed, batch_size=args.batch_size, indices=pool,
+                                progress=lambda it: tqdm(it, desc="synthesis", unit="batch", disable=args.no_progress))
+    metrics = {"model": str(args.model), "method": pipe.method, "data": args.data, "split": split,
+               "judge_folder": str(folder), **result.to_json()}
+    print(f"judge: {judge.name} ({folder})")
+    print("| judge | SIS-mIoU | FD | KID | KID std | diversity (judge features) |\n|---|---:|---:|---:|---:|---:|")
+    for role, scores in result.judged.items():
+        cells = [scores.sis_miou, scores.fd, scores.kid, scores.kid_std, scores.diversity]
+        print(f"| {role} | " + " | ".join("—" if v is None else f"{v:.4f}" for v in cells) + " |")
+    cycle = "—" if result.cycle_miou is None else f"{result.cycle_miou:.4f}"
+    l1 = "—" if result.diversity_l1 is None else f"{result.diversity_l1:.4f}"
+    print(f"cycle mIoU {cycle}, diversity (pixel L1) {l1}, {result.seconds_per_image:.3f} s per sample "
+          f"({result.num_masks} masks x {result.samples} samples at {steps} steps)")
+    if args.out:
+        save_json(metrics, args.out)
+        print(f"wrote {args.out}")
     return 0

@@ -63,7 +63,7 @@ def judge_from_args(args: argparse.Namespace, train):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from semflow.cli.evaluate import default_split
+    from semflow.cli.common import default_split
     from semflow.data import open_dataset
     from semflow.evaluation.judge import with_scores
 

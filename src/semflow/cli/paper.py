@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import io
 import json
 import shlex
 import time
@@ -31,7 +30,7 @@ from semflow.cli.common import add_device_arg, parse_steps, positive_int, seed_i
 from semflow.cli.judge import add_judge_args
 from semflow.errors import SemflowInputError
 from semflow.config import PALETTES
-from semflow.io import write_bytes
+from semflow.io import write_image
 
 # The demo's UNet (0.7M parameters): small enough for the four models on 2 CPU cores at 48x64 (three took well
 # under an hour). Any --set model.network... replaces it.
@@ -51,8 +50,6 @@ SAMPLERS = (("semflow", "euler"), ("semflow", "heun"), ("semflow", "snap"), ("se
             ("dsm", "ddpm"))
 # Table 1's synthesizers (folders under OUT/models), each scored by the judges: the one list of them.
 SYNTHESIS = ("semflow", "semflow-paper", "noise-flow", "spade")
-# Test masks shown in OUT/synthesis.png (evenly spaced over the scored ones).
-GRID_MASKS = 4
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -234,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from semflow.cli.common import pick_device
-    from semflow.cli.evaluate import default_split
+    from semflow.cli.common import default_split
     from semflow.cli.paper_report import write_results
     from semflow.data import open_dataset
     from semflow.evaluation.segmentation import evaluate_segmentation
@@ -242,6 +239,8 @@ def run(args: argparse.Namespace) -> int:
     from semflow.cli.judge import judge_from_args
     from semflow.evaluation.judge import release_judge
     from semflow.evaluation.synthesis import evaluate_synthesis, judge_real_images
+    from semflow.evaluation.synthesis_grid import synthesis_grid
+    from semflow.training.history import seconds_per_step
 
     began = time.perf_counter()
     steps = parse_steps(args.steps)
@@ -295,7 +294,8 @@ def run(args: argparse.Namespace) -> int:
         notes += [n for n in made.notes if n not in notes]  # the same for every model
     print("semflow bench paper: judging the real test images")
     real_images = judge_real_images(test, judges, tuple(args.size), indices=indices, seed=args.seed)
-    grid = synthesis_grid({name: models[name] for name in SYNTHESIS}, test, indices, args)
+    grid = synthesis_grid({name: models[name] for name in SYNTHESIS}, test, indices or list(range(len(test))),
+                          steps=args.table1_steps, seed=args.seed)
     results = {
         "command": shlex.join(["semflow", "bench", "paper", *_argv(args)]),
         "data": args.data, "split": split, "size": list(args.size), "codec": configs["semflow"].model.codec,
@@ -311,7 +311,7 @@ def run(args: argparse.Namespace) -> int:
     }
     results["total_seconds"] = time.perf_counter() - began
     write_results(results, args.out)
-    write_bytes(grid, args.out / "synthesis.png")
+    write_image(grid, args.out / "synthesis.png")
     print((args.out / "paper.md").read_text())
     print(f"semflow bench paper: done in {results['total_seconds'] / 60:.1f} min; wrote {args.out / 'paper.md'}, "
           f"{args.out / 'paper.json'}, {args.out / 'paper.png'} and {args.out / 'synthesis.png'}")
@@ -320,52 +320,7 @@ def run(args: argparse.Namespace) -> int:
 
 def parameter_count(model) -> int:
     """Trained parameters of a model (all its parts: a GAN's discriminator too)."""
-    counts = model.parameter_counts() if hasattr(model, "parameter_counts") else \
-        {"network": sum(p.numel() for p in model.trainable.parameters())}
-    return int(sum(counts.values()))
-
-
-def seconds_per_step(folder: Path) -> float | None:
-    """Training wall-clock seconds per optimiser step, from the model folder's loss log (the run that trained it,
-    across resumes; ``None`` without a log)."""
-    from semflow.training.history import LOSS_FILE, read_loss
-
-    rows = read_loss(folder / LOSS_FILE, up_to=10**12)
-    return rows[-1][3] / rows[-1][0] if rows and rows[-1][0] > 0 else None
-
-
-@torch.no_grad()
-def synthesis_grid(models: dict[str, Any], test, indices, args: argparse.Namespace) -> bytes:
-    """PNG bytes: one row per test mask (:data:`GRID_MASKS` of the scored ones), its colour mask, its real image and
-    two samples of every synthesizer at the models' size (the same seeds as the scores: mask ``i`` of the split
-    gets ``make_generator(seed, i)``)."""
-    import numpy as np
-    from PIL import Image
-
-    from semflow.data.transforms import eval_transform, resize_label
-    from semflow.rendering import colorize
-    from semflow.seeding import make_generator
-
-    scored = list(indices) if indices is not None else list(range(len(test)))
-    chosen = [scored[round(i * (len(scored) - 1) / max(GRID_MASKS - 1, 1))] for i in range(min(GRID_MASKS, len(scored)))]
-    first = next(iter(models.values()))
-    size = tuple(args.size)
-    rows = []
-    for index in chosen:
-        sample = test[index]
-        mask = resize_label(sample["label"], size)
-        cells = [colorize(mask, first), (eval_transform(sample, size).permute(1, 2, 0).numpy() * 255).round()]
-        for model in models.values():
-            # The position in the scored list keys the generator, as evaluate_synthesis does.
-            images = model.synthesize(mask[None], steps=args.table1_steps, samples=2,
-                                      generator=[make_generator(args.seed, scored.index(index))]).images[0]
-            cells += [(image.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round() for image in images]
-        gap = np.full((size[0], 2, 3), 255.0)
-        rows.append(np.concatenate([c for cell in cells for c in (np.asarray(cell, dtype=np.float64), gap)][:-1], axis=1))
-    picture = np.concatenate([r for row in rows for r in (row, np.full((2, row.shape[1], 3), 255.0))][:-1], axis=0)
-    buffer = io.BytesIO()
-    Image.fromarray(picture.astype(np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return int(sum(model.parameter_counts().values()))
 
 
 def _argv(args: argparse.Namespace) -> list[str]:

@@ -1,4 +1,5 @@
-"""Velocity backbones, built from a kind and a JSON config, saved as diffusers-style folders.
+"""Velocity backbones, built from a kind and a JSON config, saved as diffusers-style folders (and ``espnet``: the
+judge's segmentation network, :mod:`semflow.networks.espnet`).
 
 Kinds: ``unet2d`` (diffusers' ``UNet2DModel``, a small default), ``unet2d-condition`` (Stable Diffusion's
 ``UNet2DConditionModel`` with a fixed null text embedding, from scratch or from a local SD1.5 ``unet/``) and

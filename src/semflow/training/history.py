@@ -28,3 +28,10 @@ def read_loss(path: Path, up_to: int) -> list[Row]:
     with path.open() as f:
         rows = [(int(r["step"]), float(r["loss"]), float(r["lr"]), float(r["elapsed_s"])) for r in csv.DictReader(f)]
     return [r for r in rows if r[0] <= up_to]
+
+
+def seconds_per_step(folder: Path) -> float | None:
+    """Training wall-clock seconds per optimiser step of a model folder, from its ``loss.csv`` (the runs that trained
+    it, across resumes); ``None`` without a log."""
+    rows = read_loss(Path(folder) / LOSS_FILE, up_to=2**62)
+    return rows[-1][3] / rows[-1][0] if rows and rows[-1][0] > 0 else None
