@@ -7,6 +7,7 @@ Any model (semflow, dsm, discriminative) is scored the same way. Under a launche
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
@@ -61,14 +62,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_output_file(args.out)  # before the evaluation, not after it
     state = process_state()
-    lock = FolderLock.for_file(args.out) if args.out is not None and state.is_main_process else None
-    if lock is not None:
-        lock.acquire()  # one writer of the file at a time, held until the metrics are written
-    try:
+    # One writer of the file at a time, held until the metrics are written (a folder it made goes on failure).
+    with FolderLock.for_file(args.out) if args.out is not None and state.is_main_process else contextlib.nullcontext():
         return _evaluate(args, state)
-    finally:
-        if lock is not None:
-            lock.release()
 
 
 def _evaluate(args: argparse.Namespace, state) -> int:
