@@ -101,12 +101,18 @@ def check_diffusers_folder(model_class: Any, config: dict[str, Any], config_file
         SemflowInputError: a number out of bounds, a config the class refuses, weights that do not fit.
     """
     check_config_numbers(config, str(config_file))
+    from diffusers.utils import logging as diffusers_logging
+
     name = model_class.__name__
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # its notes on the config come once, from the real load after this
     try:
         planned = planned_tensors(lambda: model_class.from_config(config), str(config_file))
     except SemflowInputError:
         raise
     except (TypeError, ValueError, KeyError, IndexError, AttributeError) as err:
         raise SemflowInputError(f"{config_file}: does not make a {name} ({str(err).splitlines()[0]})") from None
+    finally:
+        diffusers_logging.set_verbosity(level)
     if weights is not None and weights.suffix == ".safetensors":
         check_weights_fit(planned, weights, f"the {name} config")

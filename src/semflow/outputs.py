@@ -81,6 +81,7 @@ class FolderLock:
 
     def __init__(self, folder: str | Path, what: str = "--out", name: str = LOCK_FILE) -> None:
         self.folder, self.what, self.name = Path(folder), what, name
+        self.target: Path | None = None  # the one file locked (for_file), for the refusal
         self._fd: int | None = None
         self._made = False
 
@@ -107,8 +108,8 @@ class FolderLock:
             finally:
                 os.close(fd)
             raise OutputBusy(
-                f"{self.what} {getattr(self, 'target', self.folder)} is being written by another semflow process (pid "
-                f"{holder}); wait for it to finish or choose another {'file' if hasattr(self, 'target') else 'folder'} "
+                f"{self.what} {self.target or self.folder} is being written by another semflow process (pid "
+                f"{holder}); wait for it to finish or choose another {'folder' if self.target is None else 'file'} "
                 "(two writers would replace each other's files)"
             ) from None
         try:  # the holder's pid, for the refusal; best effort (a full disk has no room even for this)

@@ -161,3 +161,16 @@ def test_train_and_evaluate_end_to_end(tmp_path, save, random_image, train_and_e
     result = train_and_evaluate(f"folder:{tmp_path / 'mine'}", "val")
     assert result["dataset"]["class_names"] == ["background", "cat", "dog"]
     assert result["dataset"]["colors"] == [[0, 0, 0], [255, 0, 0], [0, 0, 255]]
+
+
+@pytest.mark.parametrize(("colors", "message"), [
+    (((0, 0, 0), (255, 0, 0)), "2 colours for 3 classes"),
+    (((0, 0, 0), (255, 0, 0), (0, 0, 256)), r"class 'dog' has colour \[0, 0, 256\]"),
+])
+def test_a_data_set_description_with_wrong_colours_is_refused(colors, message):
+    """Whatever builds the description (a classes.json, a model folder's semflow_config.json, Python): one colour
+    per class, or none (issue 23)."""
+    from semflow.data.base import DatasetInfo
+
+    with pytest.raises(SemflowInputError, match=message):
+        DatasetInfo(name="pets", class_names=("background", "cat", "dog"), colors=colors)

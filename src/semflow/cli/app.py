@@ -59,10 +59,6 @@ def run(args: argparse.Namespace) -> int:
     examples = list_images([args.examples]) if args.examples is not None else []
     limits = UploadLimits(max_bytes=int(args.max_upload_mb * 2**20), max_pixels=int(args.max_megapixels * 1e6),
                           max_files=args.max_images)
-    # Behind the header checks every upload passes, Pillow itself refuses anything beyond twice the limit.
-    from PIL import Image
-
-    Image.MAX_IMAGE_PIXELS = limits.max_pixels
     _stop_on_signals()
     with Workspace() as workspace:
         confine(workspace)  # before torchmetrics and Gradio import matplotlib

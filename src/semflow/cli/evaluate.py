@@ -11,6 +11,7 @@ SIS-mIoU, FD, KID, both diversities and, for a model that also segments, cycle m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
@@ -71,14 +72,9 @@ def run(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args.model, inference_device(state, args.device))
     if not args.synthesis:  # a synthesis-only model is scored by --synthesis
         require_segmenter(pipe, args.model)  # before the lock makes --out's folder
-    lock = FolderLock.for_file(args.out) if args.out is not None and state.is_main_process else None
-    if lock is not None:
-        lock.acquire()  # one writer of the file at a time, held until the metrics are written
-    try:
+    # One writer of the file at a time, held until the metrics are written (a folder it made goes on failure).
+    with FolderLock.for_file(args.out) if args.out is not None and state.is_main_process else contextlib.nullcontext():
         return _evaluate(args, state, pipe)
-    finally:
-        if lock is not None:
-            lock.release()
 
 
 def _evaluate(args: argparse.Namespace, state, pipe) -> int:

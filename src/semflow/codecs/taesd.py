@@ -98,6 +98,9 @@ def read_state_dict(file: Path, kind: str) -> dict[str, torch.Tensor]:
         raise SemflowInputError(f"{kind}: cannot read {file}: {str(err).splitlines()[0]}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise SemflowInputError(f"{kind}: {file} is not a plain state dict of tensors")
+    integer = next((k for k, v in state.items() if not v.is_floating_point()), None)
+    if integer is not None:  # load_state_dict would cast it silently
+        raise SemflowInputError(f"{kind}: {file}: {integer} is {state[integer].dtype}; expected floating-point weights")
     return state
 
 
