@@ -14,13 +14,16 @@ from semflow.data.base import Sample
 
 
 def resize_image(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize float images ``(..., 3, H, W)`` to ``size = (h, w)`` with antialiased bilinear filtering."""
+    """Resize float images ``(..., 3, H, W)`` to ``size = (h, w)`` with antialiased bilinear filtering; the result
+    stays within the input's range (images in ``[0, 1]`` stay in ``[0, 1]``)."""
     if tuple(image.shape[-2:]) == tuple(size):
         return image
     lead = image.shape[:-3]
     out = F.interpolate(image.reshape(-1, *image.shape[-3:]), size=size, mode="bilinear", antialias=True,
                         align_corners=False)
-    return out.reshape(*lead, *out.shape[-3:])
+    # Each output is a weighted mean of inputs, but the weights' float sum can exceed 1 by a rounding error (CamVid
+    # crops reached 1 + 1e-7, which the library's [0, 1] check refuses).
+    return out.clamp_(float(image.min()), float(image.max())).reshape(*lead, *out.shape[-3:])
 
 
 def resize_label(label: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
