@@ -123,7 +123,7 @@ def mask_labels(stored: np.ndarray, pipe: Segmenter, name: str,
         SemflowInputError: a colour that is none of the model's (naming the colour and where it is).
     """
     if stored.ndim == 2:
-        return torch.from_numpy(stored)
+        return torch.from_numpy(np.array(stored))  # Pillow's arrays are read-only
     tables = [mask_color_table(pipe, display_colors(pipe), hint)]
     palette_colors = pipe.palette.colors.round().to(torch.uint8).numpy()
     if not np.array_equal(palette_colors, display_colors(pipe)):
