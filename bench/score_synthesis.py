@@ -75,7 +75,7 @@ def main() -> None:
     size = tuple(next(iter(models.values())).size)
     real = judge_real_images(dataset, judges, size, indices=indices, seed=args.seed)
     pretrained = "pretrained" in judges
-    head = ["model", "FD", "KID ×1000", "SIS-mIoU (%)"] + (["SIS-mIoU, pretrained (%)"] if pretrained else []) + [
+    head = ["model", "FD ×1000", "KID ×10⁶", "SIS-mIoU (%)"] + (["SIS-mIoU, pretrained (%)"] if pretrained else []) + [
         "diversity (pixel L1)", "diversity (judge features)", "cycle mIoU (%)", "s / training step", "s / sample",
         "parameters"]
     lines = [f"Judge: {judge.name} ({args.judge}); {len(indices)} masks of `{args.data}` {args.split}, {args.samples} "
@@ -83,15 +83,15 @@ def main() -> None:
              "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for folder, row in rows.items():
         j = row["judged"]["judge"]
-        kid = _f(j["kid"], 1, 1000) + (f" ± {1000 * j['kid_std']:.1f}" if j["kid_std"] is not None else "")
-        cells = [_f(j["fd"], 2), kid, _f(j["sis_miou"], 1, 100)]
+        kid = _f(j["kid"], 1, 1e6) + (f" ± {1e6 * j['kid_std']:.1f}" if j["kid_std"] is not None else "")
+        cells = [_f(j["fd"], 2, 1000), kid, _f(j["sis_miou"], 1, 100)]
         if pretrained:
             cells.append(_f(row["judged"]["pretrained"]["sis_miou"], 1, 100))
         cells += [_f(row["diversity_l1"]), _f(j["diversity"]), _f(row["cycle_miou"], 1, 100),
                   _f(row["seconds_per_training_step"]), _f(row["seconds_per_image"]), f"{row['parameters'] / 1e6:.2f}M"]
         lines.append(f"| {folder} | " + " | ".join(cells) + " |")
     c = real["judge"]
-    cells = [_f(c["fd"], 2), _f(c["kid"], 1, 1000) + (f" ± {1000 * c['kid_std']:.1f}" if c["kid_std"] else ""),
+    cells = [_f(c["fd"], 2, 1000), _f(c["kid"], 1, 1e6) + (f" ± {1e6 * c['kid_std']:.1f}" if c["kid_std"] else ""),
              _f(c["sis_miou"], 1, 100)] + ([_f(real["pretrained"]["sis_miou"], 1, 100)] if pretrained else []) + ["—"] * 6
     lines.append("| real test images (ceiling) | " + " | ".join(cells) + " |")
     lines += ["", f"Judge's mIoU on these real images at its own size: {100 * c['miou_own_size']:.1f} %"

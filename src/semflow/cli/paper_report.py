@@ -103,12 +103,17 @@ def synthesis_checks(results: dict[str, Any]) -> dict[str, Any]:
     return checks
 
 
+def _fd(scores: dict[str, Any]) -> str:
+    """FD x 1000 (the judge's pooled features are small: FD is of order 0.001-0.1)."""
+    return "—" if scores.get("fd") is None else f"{1000 * scores['fd']:.2f}"
+
+
 def _kid(scores: dict[str, Any]) -> str:
-    """KID x 1000 with its spread over subsets."""
+    """KID x 10^6 with its spread over subsets."""
     if scores.get("kid") is None:
         return "—"
-    spread = f" ± {1000 * scores['kid_std']:.1f}" if scores.get("kid_std") is not None else ""
-    return f"{1000 * scores['kid']:.1f}{spread}"
+    spread = f" ± {1e6 * scores['kid_std']:.1f}" if scores.get("kid_std") is not None else ""
+    return f"{1e6 * scores['kid']:.1f}{spread}"
 
 
 def synthesis_table(results: dict[str, Any]) -> list[str]:
@@ -116,7 +121,7 @@ def synthesis_table(results: dict[str, Any]) -> list[str]:
     syn, real = results["synthesis"], results.get("real_images", {})
     pretrained = "pretrained" in results.get("judges", {})
     first = next(iter(syn.values()))
-    head = ["synthesizer", "FD", "KID ×1000", "SIS-mIoU (%)"] + (["SIS-mIoU, pretrained (%)"] if pretrained else []) \
+    head = ["synthesizer", "FD ×1000", "KID ×10⁶", "SIS-mIoU (%)"] + (["SIS-mIoU, pretrained (%)"] if pretrained else []) \
         + ["diversity (pixel L1)", "diversity (judge features)", "cycle mIoU (%)", "s / training step", "s / sample",
            "parameters"]
     lines = ["", f"**Table 1 analog, synthesis** ({first['samples']} samples per mask of the scored test images at "
@@ -124,7 +129,7 @@ def synthesis_table(results: dict[str, Any]) -> list[str]:
              "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for name, entry in syn.items():
         scores = judged(entry)
-        cells = [_num(scores.get("fd"), 2), _kid(scores), _pct(scores.get("sis_miou"))]
+        cells = [_fd(scores), _kid(scores), _pct(scores.get("sis_miou"))]
         if pretrained:
             cells.append(_pct(judged(entry, "pretrained").get("sis_miou")))
         cells += [_num(entry["diversity_l1"]), _num(scores.get("diversity")), _pct(entry["cycle_miou"]),
@@ -133,7 +138,7 @@ def synthesis_table(results: dict[str, Any]) -> list[str]:
         lines.append(f"| {NAMES.get(name, name)} | " + " | ".join(cells) + " |")
     if "judge" in real:
         ceiling = real["judge"]
-        cells = [_num(ceiling["fd"], 2), _kid(ceiling), _pct(ceiling["sis_miou"])]
+        cells = [_fd(ceiling), _kid(ceiling), _pct(ceiling["sis_miou"])]
         if pretrained:
             cells.append(_pct(real.get("pretrained", {}).get("sis_miou")))
         cells += ["—"] * 6
