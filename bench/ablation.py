@@ -35,27 +35,22 @@ from semflow.evaluation import evaluate_segmentation, evaluate_synthesis
 from semflow.training import train
 
 STEPS = [1, 2, 5, 10, 25]
-T_END = ["train.objective.time.kind=endpoints", "train.objective.time.t0_mass=0.5", "train.objective.time.t1_mass=0.1"]
-CLASS = ["train.objective.class_weight=1.0", "train.objective.class_tau=0.1"]
+T_END = ["model.objective.t0_mass=0.5", "model.objective.t1_mass=0.1"]
 # name: (preset, overrides). One change from the paper's recipe per row, then the combination that wins and
 # its variations (each with one change from it).
 ROWS: dict[str, tuple[str, list[str]]] = {
     "paper": ("paper", []),
     "time-endpoints": ("paper", T_END),
-    "time-logit-normal": ("paper", ["train.objective.time.kind=logit-normal"]),
-    "class-loss": ("paper", CLASS),
-    "endpoints-param": ("paper", ["model.parameterization=endpoints"]),
-    "gaussian": ("paper", ["model.perturbation=gaussian"]),
     "beta-64": ("paper", ["model.beta=64"]),
-    "self-align-30": ("paper", ["train.objective.self_align_fraction=0.3"]),
+    "self-align-30": ("paper", ["model.objective.self_align_fraction=0.3"]),
     "stacked": ("paper", ["model.state=stacked"]),
     "stacked-noise-0.1": ("paper", ["model.state=stacked", "model.state_noise=0.1"]),
     "recommended": (DEFAULT_PRESET, []),
     "recommended-noise-0": (DEFAULT_PRESET, ["model.state_noise=0"]),
     "recommended-noise-0.25": (DEFAULT_PRESET, ["model.state_noise=0.25"]),
-    "recommended-shared": (DEFAULT_PRESET, ["model.state=shared", "model.state_noise=0"]),
+    "recommended-shared": (DEFAULT_PRESET, ["model.state=shared", "model.state_noise=0", "model.image_source=fill"]),
     "recommended-palette": (DEFAULT_PRESET, ["model.readout=palette"]),
-    "recommended-fill": (DEFAULT_PRESET, ["model.image_source=fill", "model.state_image_noise=null"]),
+    "recommended-fill": (DEFAULT_PRESET, ["model.image_source=fill"]),
 }
 
 

@@ -66,18 +66,19 @@ def main() -> None:
             for name, scores in solves.items():
                 ends = []
 
-                def record(end: torch.Tensor) -> torch.Tensor:
+                def record(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                    end = model.velocity.predict(z, t).z1
                     ends.append(labels_of(end))
                     return model.snap_to_palette(end) if name == "snap" else end
 
-                ODESolver(model.velocity).sample(z0, time_grid(args.steps), method="snap", project=record)
+                ODESolver(model.velocity).sample(z0, time_grid(args.steps), method="snap", far_end=record)
                 for matrix, predicted in zip(scores, ends):
                     for a, b in zip(predicted, truth):
                         matrix.update(a, b)
             z1 = model.layout.mask_state(model.encode_masks(truth, generator=make_generator(1)), make_generator(2))
             for j, t in enumerate(TIMES):
                 for name, state in (("start state", z0), ("true path", (1 - t) * z0 + t * z1)):
-                    end = model.velocity(state, torch.full((state.shape[0],), t), ends=True)[1]
+                    end = model.velocity.predict(state, torch.full((state.shape[0],), t)).z1
                     for a, b in zip(labels_of(end), truth):
                         probes[name][j].update(a, b)
 

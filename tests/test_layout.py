@@ -1,8 +1,10 @@
 """The package's dependency rules, checked on every module (see the README's layout section).
 
-* The library (everything but ``training/`` and ``cli/``) never imports ``training/``, ``cli/``, accelerate,
-  tqdm or argparse; ``training/`` imports only the library; ``models/base`` imports none of the models;
-  ``bench/`` imports no ``cli/`` module.
+* The library (everything but ``training/``, ``experiments/`` and ``cli/``) never imports them, accelerate,
+  tqdm or argparse; ``training/`` imports only the library; ``experiments/`` (the programs ``bench paper`` and
+  ``demo`` run) the library and ``training/``, never ``cli/`` or argparse; ``models/base`` imports none of the
+  models; ``bench/`` imports no ``cli/`` module.
+* Every ``cli/`` module parses and prints: none is over 150 lines.
 * ``flow/``, ``pseudomask/`` and ``losses`` take plain numbers: they import none of ``config``, ``models``,
   ``training`` or ``cli``; ``config`` imports no ``flow/``.
 * No import circles between semflow's modules, and no module whose only content forwards names elsewhere.
@@ -25,7 +27,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "semflow"
-LAYERS = ("semflow.training", "semflow.cli")
+LAYERS = ("semflow.training", "semflow.experiments", "semflow.cli")
 THIRD_PARTY = ("accelerate", "tqdm", "argparse")
 MODELS = ("semflow.models.semflow", "semflow.models.dsm", "semflow.models.discriminative")
 
@@ -82,8 +84,18 @@ def test_library_modules_load_neither_training_nor_cli(loaded, name):
 
 
 @pytest.mark.parametrize("name", [m for m in MODULES if in_layer(m, "semflow.training")])
-def test_training_modules_load_no_cli(loaded, name):
+def test_training_modules_load_neither_experiments_nor_cli(loaded, name):
+    assert [m for m in loaded[name] if in_layer(m, "semflow.cli") or in_layer(m, "semflow.experiments")] == []
+
+
+@pytest.mark.parametrize("name", [m for m in MODULES if in_layer(m, "semflow.experiments")])
+def test_experiments_load_no_cli(loaded, name):
     assert [m for m in loaded[name] if in_layer(m, "semflow.cli")] == []
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "cli").glob("*.py")), ids=lambda p: p.name)
+def test_command_modules_only_parse_and_print(path):
+    assert len(path.read_text().splitlines()) <= 150
 
 
 def test_models_base_loads_none_of_the_models(loaded):
@@ -96,8 +108,11 @@ def test_import_statements_follow_the_layers(path):
     names = imported_names(path)
     if in_layer(name, "semflow.cli") or path.name == "__main__.py":
         return  # the top layer (and python -m semflow, which runs it) may use everything
-    forbidden = ["semflow.cli", "argparse"] + ([] if in_layer(name, "semflow.training") else
-                                              ["semflow.training", "accelerate", "tqdm"])
+    forbidden = ["semflow.cli", "argparse"]
+    if not in_layer(name, "semflow.experiments"):
+        forbidden.append("semflow.experiments")
+        if not in_layer(name, "semflow.training"):
+            forbidden += ["semflow.training", "accelerate", "tqdm"]
     assert sorted(n for n in names if any(in_layer(n, f) for f in forbidden)) == []
 
 

@@ -30,14 +30,13 @@ MAX_TRAIN_STEPS = 10**9
 
 
 # Palette kinds (semflow.pseudomask.palette): the one list.
-PALETTES = ("authors", "spread", "separated")
+PALETTES = ("authors", "spread")
 
 
 @dataclass
 class PaletteConfig:
-    """Pseudo-mask palette. ``kind``: ``authors`` (use ``k``, ``s``; paper: 6, 50), ``spread``
-    (``k = ceil(C^(1/3))``, ``s = floor(255/(k-1))`` for the data set's ``C`` classes) or ``separated`` (the
-    spread grid, classes on its points farthest apart: :meth:`semflow.pseudomask.palette.Palette.separated`)."""
+    """Pseudo-mask palette. ``kind``: ``authors`` (use ``k``, ``s``; paper: 6, 50) or ``spread``
+    (``k = ceil(C^(1/3))``, ``s = floor(255/(k-1))`` for the data set's ``C`` classes)."""
 
     kind: str = "authors"
     k: int = 6
@@ -50,15 +49,10 @@ class PaletteConfig:
                                     f"{self.kind} palette chooses its own (leave them at 6 and 50)")
 
 
-# Perturbation shapes (semflow.pseudomask.perturbation), parameterisations (semflow.flow.velocity) and state layouts
-# (semflow.flow.state): the one list of each.
-PERTURBATIONS = ("uniform", "gaussian")
-PARAMETERIZATIONS = ("velocity", "endpoints")
+# State layouts (semflow.flow.state), image sources and readouts (semflow.models.semflow): the one list of each.
 STATES = ("shared", "stacked")
-CONDITIONS = ("none", "known-end")
 IMAGE_SOURCES = ("fill", "class-means")
 READOUTS = ("palette", "head")
-SELF_ALIGN_SOLVERS = ("euler", "snap")
 
 
 # What a model folder can hold: the one list of method names. Class ``semflow.models.<method>`` (a hyphen read
@@ -66,6 +60,35 @@ SELF_ALIGN_SOLVERS = ("euler", "snap")
 METHODS = ("semflow", "dsm", "discriminative", "noise-flow", "spade")
 # The backbone kind of each method when ``model.network`` is not given (every other method: ``unet2d``).
 METHOD_NETWORKS = {"spade": "spade"}
+
+
+@dataclass
+class ObjectiveConfig:
+    """SemFlow's training objective beyond the paper's velocity MSE at ``t ~ U(0, 1)`` (the defaults are the paper's).
+
+    ``t0_mass``, ``t1_mass``: the probability of drawing ``t = 0`` (where segmentation starts) and ``t = 1`` (where
+    synthesis starts); the rest ``U(0, 1)``. ``self_align_fraction``:
+    the last fraction of the training steps draws ``self_align_share`` of each batch from the model's own Euler
+    solves of ``self_align_steps`` steps, half from each end, with targets that point from the state reached to the
+    true other end (DDP's self-aligned phase); the rest of the batch stays on the straight path.
+    """
+
+    t0_mass: float = 0.0
+    t1_mass: float = 0.0
+    self_align_fraction: float = 0.0
+    self_align_steps: int = 5
+    self_align_share: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_probability("model.objective.t0_mass", self.t0_mass)
+        _check_probability("model.objective.t1_mass", self.t1_mass)
+        if self.t0_mass + self.t1_mass > 1:
+            raise SemflowInputError(f"model.objective: t0_mass + t1_mass = {self.t0_mass + self.t1_mass}; "
+                                    "expected at most 1")
+        _check_probability("model.objective.self_align_fraction", self.self_align_fraction)
+        _check_probability("model.objective.self_align_share", self.self_align_share)
+        if self.self_align_steps < 2:
+            raise SemflowInputError(f"model.objective.self_align_steps={self.self_align_steps}; expected >= 2")
 
 
 @dataclass
@@ -90,37 +113,24 @@ class ModelConfig:
             :class:`semflow.models.spade.SpadeOptions`); unknown keys are errors.
         scheduler_args: ``dsm`` only: overrides of its diffusers noise-scheduler config (``beta_schedule``,
             ``num_train_timesteps``, ``timestep_spacing``, ...).
-        perturbation: shape of the pseudo-mask perturbation: ``uniform`` (paper: ``U(-beta, beta)``) or
-            ``gaussian`` (``N(0, (beta/2)^2)`` clipped to ``[-beta, beta]``: as bounded, so labels never change).
-        parameterization: what the network outputs: ``velocity`` (paper: ``v``) or ``endpoints`` (both ends
-            ``(z0_hat, z1_hat)``, twice the channels; the velocity is ``z1_hat - z0_hat``).
         state: ``shared`` (paper: image and mask latents are points of one latent space) or ``stacked`` (the
-            state has both latents in separate channels, ``[image part, mask part]``; each end fills the
-            other part with ``state_noise``-scaled Gaussian noise, or zeros).
-        state_noise: ``stacked`` only: standard deviation of that fill, in latent units (``0``: zeros).
-        state_image_noise: ``stacked`` only: standard deviation of the image part's fill at the mask end, where
-            synthesis starts (``None``: ``state_noise``). A larger one gives synthesis a real source of variety
-            while the mask part's fill, where segmentation starts, stays small.
+            state has both latents in separate channels, ``[image part, mask part]``).
+        state_noise: ``stacked`` only: standard deviation of the Gaussian fill of the mask part at the image end
+            (and, with ``image_source=fill``, of the image part at the mask end), in latent units (``0``: zeros).
         image_source: ``stacked`` only: what the image part holds at the mask end, where synthesis starts:
-            ``fill`` (that fill alone) or ``class-means``: the mask painted with a scene's class-mean latents, plus
-            that fill (``recommended`` sets ``state_image_noise=0``: none). Training paints each mask with its own image's means; synthesis with those of a training
-            scene drawn at random (saved with the model as ``scenes.safetensors``), so a mask's samples differ by
-            the colours of real scenes (:mod:`semflow.flow.class_means`).
-        condition: ``none`` (paper: ``v(z_t, t)`` alone) or ``known-end``: the network also sees the end a solve
-            starts from, unchanged at every step, ``[E(image), 0]`` when segmenting and ``[0, E(mask)]`` when
-            synthesizing (``2C`` more input channels; training draws the direction per sample, segmentation at
-            ``t = 0`` and synthesis at ``t = 1``, where each starts). The path and the
-            state are the paper's, but the velocity becomes one field per direction (FlowRVS feeds its source to
-            every step so).
+            ``fill`` (the fill of ``state_noise``) or ``class-means``: the mask painted with a scene's class-mean
+            latents. Training paints each mask with its own image's means; synthesis with those of a training scene
+            drawn at random (saved with the model as ``scenes.safetensors``), so a mask's samples differ by the
+            colours of real scenes (:mod:`semflow.flow.class_means`).
         solver: the ODE solver ``segment`` and ``synthesize`` use when none is given (``None``: the method's
             own, Euler for SemFlow); one of SemFlow's solvers (``euler``, ``heun``, ``midpoint``, ``snap``;
             checked by the model, which owns the list).
         readout: how a segmentation's classes are read: ``palette`` (paper: each pixel's nearest palette colour
             in the final mask) or ``head``: the network also outputs ``K`` class logits of the mask end at every
             call (``K`` more output channels, trained by cross-entropy at every training state), the classes are
-            the argmax of the class probabilities averaged over a solve's calls (one step: the logits at
-            ``t = 0``), and ``snap`` projects onto those classes' palette colours. The
-            flow, its states and synthesis are unchanged (:mod:`semflow.flow.class_head`).
+            the argmax of the class probabilities averaged over a solve's calls, and ``snap`` projects onto those
+            classes' palette colours (:mod:`semflow.flow.class_head`).
+        objective: ``semflow`` only: the training objective (:class:`ObjectiveConfig`), the model's own.
     """
 
     size: list[int] = field(default_factory=lambda: [32, 32])
@@ -134,15 +144,12 @@ class ModelConfig:
     method: str = "semflow"
     scheduler_args: dict[str, Any] = field(default_factory=dict)
     method_args: dict[str, Any] = field(default_factory=dict)
-    perturbation: str = "uniform"
-    parameterization: str = "velocity"
     state: str = "shared"
     state_noise: float = 0.0
-    state_image_noise: float | None = None
     image_source: str = "fill"
-    condition: str = "none"
     solver: str | None = None
     readout: str = "palette"
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
     def __post_init__(self) -> None:
         if len(self.size) != 2 or min(self.size) < 1 or max(self.size) > MAX_SIZE:
@@ -162,28 +169,23 @@ class ModelConfig:
             raise SemflowInputError(f"model.method_args applies to model.method=noise-flow or spade, not {self.method!r}")
         if self.scheduler_args and self.method != "dsm":
             raise SemflowInputError(f"model.scheduler_args applies only to model.method=dsm, not {self.method!r}")
-        _check_choice("model.perturbation", self.perturbation, PERTURBATIONS)
-        _check_choice("model.parameterization", self.parameterization, PARAMETERIZATIONS)
         _check_choice("model.state", self.state, STATES)
         _check_at_least("model.state_noise", self.state_noise)
         if self.state_noise and self.state != "stacked":
             raise SemflowInputError("model.state_noise applies only to model.state=stacked")
-        if self.state_image_noise is not None:
-            _check_at_least("model.state_image_noise", self.state_image_noise)
-            if self.state != "stacked":
-                raise SemflowInputError("model.state_image_noise applies only to model.state=stacked")
         _check_choice("model.image_source", self.image_source, IMAGE_SOURCES)
         if self.image_source != "fill" and self.state != "stacked":
             raise SemflowInputError(f"model.image_source={self.image_source} applies only to model.state=stacked")
-        _check_choice("model.condition", self.condition, CONDITIONS)
         if self.solver is not None and self.method != "semflow":
             raise SemflowInputError(f"model.solver applies to model.method=semflow, not {self.method!r} (its "
                                     "sampler is chosen with --solver)")
         _check_choice("model.readout", self.readout, READOUTS)
-        if self.method != "semflow" and (self.state, self.parameterization, self.condition, self.readout) != (
-                "shared", "velocity", "none", "palette"):
-            raise SemflowInputError(f"model.state, model.parameterization, model.condition and model.readout apply "
-                                    f"to model.method=semflow, not {self.method!r}")
+        if self.method != "semflow" and (self.state, self.readout) != ("shared", "palette"):
+            raise SemflowInputError(f"model.state and model.readout apply to model.method=semflow, not "
+                                    f"{self.method!r}")
+        if self.method != "semflow" and self.objective != ObjectiveConfig():
+            raise SemflowInputError(f"model.objective applies to model.method=semflow; a {self.method} model "
+                                    "trains with its paper's fixed loss (use --preset paper, or drop the objective)")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -200,85 +202,6 @@ def _check_at_least(name: str, value: float, minimum: float = 0.0, strict: bool 
 def _check_probability(name: str, value: float) -> None:
     if not (math.isfinite(value) and 0.0 <= value <= 1.0):
         raise SemflowInputError(f"{name}={value}; expected a probability in [0, 1]")
-
-
-TIME_SAMPLINGS = ("uniform", "endpoints", "logit-normal")
-
-
-@dataclass
-class TimeSamplingConfig:
-    """How training draws ``t`` (:func:`semflow.flow.path.sample_time`).
-
-    ``kind``: ``uniform`` (paper: ``U(0, 1)``); ``endpoints``: ``t = 0`` with probability ``t0_mass``,
-    ``t = 1`` with ``t1_mass``, else ``U(0, 1)`` (``t = 0`` is the state segmentation starts from, ``t = 1``
-    the one synthesis starts from); ``logit-normal``: ``sigmoid(N(mean, std^2))``. ``t0_width`` and ``t1_width``
-    (``endpoints`` only) spread each end's mass over a band, ``U(0, t0_width)`` and ``U(1 - t1_width, 1)``, instead
-    of the end point itself: the second step of an ``N``-step solve is evaluated at ``t = 1/N``, which training
-    at ``t = 0`` alone leaves to the sparse uniform part.
-    """
-
-    kind: str = "uniform"
-    t0_mass: float = 0.0
-    t1_mass: float = 0.0
-    mean: float = 0.0
-    std: float = 1.0
-    t0_width: float = 0.0
-    t1_width: float = 0.0
-
-    def __post_init__(self) -> None:
-        _check_choice("train.objective.time.kind", self.kind, TIME_SAMPLINGS)
-        _check_probability("train.objective.time.t0_width", self.t0_width)
-        _check_probability("train.objective.time.t1_width", self.t1_width)
-        if (self.t0_width or self.t1_width) and self.kind != "endpoints":
-            raise SemflowInputError("train.objective.time.t0_width/t1_width apply only to kind=endpoints")
-        _check_probability("train.objective.time.t0_mass", self.t0_mass)
-        _check_probability("train.objective.time.t1_mass", self.t1_mass)
-        if self.t0_mass + self.t1_mass > 1:
-            raise SemflowInputError(f"train.objective.time: t0_mass + t1_mass = {self.t0_mass + self.t1_mass}; "
-                                    "expected at most 1")
-        if (self.t0_mass or self.t1_mass) and self.kind != "endpoints":
-            raise SemflowInputError("train.objective.time.t0_mass/t1_mass apply only to kind=endpoints")
-        if not (math.isfinite(self.std) and self.std > 0) or not math.isfinite(self.mean):
-            raise SemflowInputError(f"train.objective.time: mean={self.mean}, std={self.std}; expected finite "
-                                    "numbers with std > 0")
-
-
-@dataclass
-class ObjectiveConfig:
-    """What SemFlow's training loss is made of, beyond the paper's velocity MSE (the defaults are the paper's).
-
-    ``time``: how ``t`` is drawn. ``class_weight``: weight of a cross-entropy on the mask the prediction
-    implies (``z_t + (1 - t) v``, decoded), with logits ``-|colour - c_k|^2 / class_tau`` over the palette
-    colours ``c_k`` (colours in ``[0, 1]``; the ignore label is skipped). ``image_weight``: for
-    ``model.parameterization=endpoints``, the weight of the image end's MSE (the mask end gets
-    ``1 - image_weight``); for a ``stacked`` state with the velocity, the weight of the image part's squared error
-    (0.5: the plain mean; a ``shared`` state has no separate parts). ``self_align_fraction``: the last fraction of the training steps draws its states
-    from the model's own Euler solves of ``self_align_steps`` steps, half from each end, with targets that
-    point from the state reached to the true other end (DDP's "self-aligned" phase). ``self_align_share``: the
-    part of each batch of that phase drawn so (``1``: all of it); the rest keeps the straight path and
-    ``time``, so the end points (t = 0 for one-step segmentation) stay trained. ``self_align_solver``: the steps
-    of those solves' segmentation half: ``euler`` (DDP's) or ``snap`` (the ``snap`` solver's, projected as the
-    model projects when it segments: the states a ``snap`` solve visits).
-    """
-
-    time: TimeSamplingConfig = field(default_factory=TimeSamplingConfig)
-    class_weight: float = 0.0
-    class_tau: float = 0.1
-    image_weight: float = 0.5
-    self_align_fraction: float = 0.0
-    self_align_steps: int = 5
-    self_align_share: float = 1.0
-    self_align_solver: str = "euler"
-
-    def __post_init__(self) -> None:
-        _check_at_least("train.objective.class_weight", self.class_weight)
-        _check_at_least("train.objective.class_tau", self.class_tau, strict=True)
-        _check_probability("train.objective.image_weight", self.image_weight)
-        _check_probability("train.objective.self_align_fraction", self.self_align_fraction)
-        _check_probability("train.objective.self_align_share", self.self_align_share)
-        if self.self_align_steps < 2:
-            raise SemflowInputError(f"train.objective.self_align_steps={self.self_align_steps}; expected >= 2")
-        _check_choice("train.objective.self_align_solver", self.self_align_solver, SELF_ALIGN_SOLVERS)
 
 
 # Training augmentations, from the most to the least random (see :class:`TrainConfig`).
@@ -329,7 +252,6 @@ class TrainConfig:
     scale_lr: bool = False
     augment: str | None = None
     cache_latents: bool = False
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "gradient_accumulation_steps", "log_every"):
@@ -369,11 +291,6 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def __post_init__(self) -> None:
-        if self.model.method != "semflow" and self.train.objective != ObjectiveConfig():
-            raise SemflowInputError(f"train.objective applies to model.method=semflow; a {self.model.method} model "
-                                    "trains with its paper's fixed loss (use --preset paper, or drop the objective)")
-
 
 # Named recipes: overrides of the dataclass defaults (which are the paper's, so that model folders written
 # before these options existed load as what they are). ``semflow train`` starts from ``recommended``.
@@ -384,46 +301,33 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "recommended": {
         "model": {
-            # Image and mask in separate channels: paths stop crossing, so more Euler steps stop hurting.
-            # A small Gaussian fill in the mask part, where segmentation starts (larger fills cost segmentation at
-            # many steps; docs/quality.md).
+            # Image and mask in separate channels: paths stop crossing, so more steps stop hurting; a small
+            # Gaussian fill in the mask part where segmentation starts.
             "state": "stacked", "state_noise": 0.1,
-            # Synthesis starts from the mask painted with the class colours of a training scene drawn per sample,
-            # and no fill on top: CamVid at 2000 steps, SIS-mIoU 32.1 with 3.1x the paper preset's diversity and
-            # FD-seg 2.53, against 25.8, 1.4x and 11.26 from the fill alone; segmentation within noise
-            # (docs/quality.md, "A scene's colours as the synthesis source").
-            "image_source": "class-means", "state_image_noise": 0.0,
-            # Class colours spread over the whole colour cube (the separated palette, farther apart still,
-            # scored lower on CamVid: docs/quality.md).
+            # Synthesis starts from the mask painted with a training scene's class colours: real scenes' variety.
+            "image_source": "class-means",
+            # Class colours spread over the whole colour cube.
             "palette": {"kind": "spread"},
-            # Segment with Euler steps towards the predicted mask snapped to the palette: each state mixes the
-            # image with a valid mask, as training states do (CamVid, 2000 steps, the recipe without self-alignment:
-            # 25 steps 27.4 with snap against Euler's 25.8; docs/quality.md).
+            # Segment with Euler steps towards the predicted mask end projected onto the palette colours of the
+            # classes read: each state mixes the image with a valid mask, as training states do.
             "solver": "snap",
-            # Read the classes from K logits the network outputs beside the velocity, not from the nearest palette
-            # colour: CamVid at 2000 steps, 34.0 at one step and 34.2 at 25 (snap) against 27.6 and 27.6, 3 points
-            # under the discriminative model instead of 9.7 (docs/quality.md).
+            # Read the classes from K logits beside the velocity, not from the nearest palette colour.
             "readout": "head",
+            "objective": {
+                # Mass where each direction starts: t = 0 (segmentation) and t = 1 (synthesis).
+                "t0_mass": 0.5, "t1_mass": 0.1,
+                # The last 30% of training: half of each batch at states of the model's own 5-step solves, so that
+                # later steps correct the earlier ones instead of drifting.
+                "self_align_fraction": 0.3, "self_align_share": 0.5,
+            },
         },
-        "train": {"objective": {
-            # Mass where each direction starts: t = 0 (segmentation) and t = 1 (synthesis).
-            "time": {"kind": "endpoints", "t0_mass": 0.5, "t1_mass": 0.1},
-            # Read the implied mask as a classifier does.
-            "class_weight": 1.0, "class_tau": 0.1,
-            # The last 30% of training: half of each batch at states of the model's own 5-step solves (DDP's
-            # self-alignment), so that later steps correct the earlier ones instead of drifting (with snap, CamVid
-            # at 2000 steps scores 27.6 at 1 and at 25 steps).
-            "self_align_fraction": 0.3, "self_align_share": 0.5,
-        }},
     },
 }
 DEFAULT_PRESET = "recommended"
 
 
 # What only a SemFlow model has: a preset's values for these do not apply to the baselines.
-_FLOW_ONLY = {"model": ("state", "state_noise", "state_image_noise", "image_source", "parameterization",
-                        "perturbation", "condition", "solver", "readout"),
-              "train": ("objective",)}
+_FLOW_ONLY = {"model": ("state", "state_noise", "image_source", "solver", "readout", "objective")}
 
 
 def preset(name: str, method: str = "semflow") -> dict[str, Any]:
@@ -541,6 +445,61 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "", complete: boo
     return cls(**kwargs)
 
 
+# Keys of the options in docs/quality.md's "Tried and removed", each at the value that means what semflow does now;
+# files that hold another value used a removed option.
+_REMOVED_MODEL_KEYS = {"perturbation": "uniform", "parameterization": "velocity", "condition": "none"}
+_REMOVED_OBJECTIVE_KEYS = {"image_weight": 0.5, "self_align_solver": "euler", "class_weight": 0.0, "class_tau": None}
+
+
+def upgrade(data: dict[str, Any], where: str = "config", training: bool = True) -> dict[str, Any]:
+    """A model (``{"model": ...}``) or run configuration as semflow reads it now (a copy): ``train.objective`` moved to
+    ``model.objective``, its ``time`` became ``t0_mass`` / ``t1_mass``, and removed keys at today's behaviour are
+    dropped. A file that used a removed option is refused naming it (``where``: the file, for the message), except
+    objective options when not ``training`` (a trained model runs the same whatever objective trained it)."""
+    data = copy.deepcopy(data)
+    train = data.get("train")
+    if isinstance(train, dict) and "objective" in train and not isinstance(data.get("model"), dict):
+        data["model"] = {}
+    model = data.get("model")
+    if not isinstance(model, dict):
+        return data
+
+    def refuse(key: str, value: Any) -> None:
+        raise SemflowInputError(f"{where}: {key}={value!r} is an option semflow no longer has (docs/quality.md, "
+                                "\"Tried and removed\"); drop it (a model trained with it needs retraining)")
+
+    section = "model.objective"
+    if isinstance(train, dict) and isinstance(train.get("objective"), dict):
+        model.setdefault("objective", train.pop("objective"))
+        section = "train.objective"
+    objective = model.get("objective")
+    if isinstance(objective, dict) and isinstance(objective.get("time"), dict):
+        time = objective.pop("time")
+        removed = time.get("kind", "uniform") not in ("uniform", "endpoints") or time.get("t0_width") or time.get("t1_width")
+        if training and removed:
+            refuse(f"{section}.time", time)
+        objective.update({k: time[k] for k in ("t0_mass", "t1_mass") if k in time})
+    for key, now in _REMOVED_OBJECTIVE_KEYS.items():
+        value = objective.pop(key, now) if isinstance(objective, dict) else now
+        if training and value != now and now is not None:  # None: any value means today's behaviour
+            refuse(f"{section}.{key}", value)
+    if not training and "objective" not in model and any(key in model for key in _REMOVED_MODEL_KEYS):
+        model["objective"] = to_dict(ObjectiveConfig())  # a folder from before the objective was the model's
+    for key, now in _REMOVED_MODEL_KEYS.items():
+        if model.get(key, now) != now:
+            refuse(f"model.{key}", model[key])
+        model.pop(key, None)
+    if isinstance(model.get("palette"), dict) and model["palette"].get("kind") == "separated":
+        refuse("model.palette.kind", "separated")
+    if "state_image_noise" in model:  # the image part's fill at the mask end: now the fill for fill, none for class-means
+        image_noise = model.pop("state_image_noise")
+        noise = model.get("state_noise", 0.0)
+        was = noise if image_noise is None else image_noise
+        if model.get("state") == "stacked" and was != (noise if model.get("image_source", "fill") == "fill" else 0.0):
+            refuse("model.state_image_noise", image_noise)
+    return data
+
+
 def to_dict(config: Any) -> dict[str, Any]:
     """A JSON-serialisable nested dict of a dataclass config."""
     return dataclasses.asdict(config)
@@ -609,6 +568,7 @@ def load_run_config(path: Path | None = None, overrides: list[str] | None = None
             if not isinstance(node, dict):
                 raise SemflowInputError(f"override {_short(item)}: {_short(k)} is not a section")
         node[keys[-1]] = value
+    data = upgrade(data, str(path) if path is not None else "config")
     if preset_name is not None:
         method = data.get("model", {}).get("method", "semflow") if isinstance(data.get("model"), dict) else "semflow"
         data = _merge(preset(preset_name, str(method)), data)

@@ -31,27 +31,3 @@ def cross_entropy_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index:
 def labels_from_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Class maps ``(B, H, W)`` (long): the argmax of logits ``(B, K, h, w)`` resized to ``size``."""
     return logits_at(logits, size).argmax(1)
-
-
-def palette_logits(colors: torch.Tensor, palette_colors: torch.Tensor, tau: float) -> torch.Tensor:
-    """Colour-space logits ``-|x - c_k|^2 / tau`` (Semantic Prism): their argmax is the nearest-colour decoding.
-
-    Args:
-        colors: predicted pseudo-masks ``(B, 3, H, W)`` in ``[0, 1]`` units.
-        palette_colors: class colours ``(C, 3)`` in the same units.
-        tau: temperature (squared colour units), ``> 0``.
-
-    Returns:
-        ``(B, C, H, W)`` logits.
-    """
-    x = colors.movedim(1, -1).unsqueeze(-2)  # (B, H, W, 1, 3)
-    squared = ((x - palette_colors.to(colors)) ** 2).sum(-1)  # (B, H, W, C)
-    return (-squared / tau).movedim(-1, 1)
-
-
-def class_loss(colors: torch.Tensor, labels: torch.Tensor, palette_colors: torch.Tensor, tau: float,
-               ignore_index: int | None = None) -> torch.Tensor:
-    """Mean cross-entropy of :func:`palette_logits` of pseudo-masks ``colors`` ``(B, 3, H, W)`` against ``labels``
-    ``(B, H, W)``: the MSE pays for the mean of two colours where the network is unsure, this reads the colours
-    as a classifier does."""
-    return cross_entropy_loss(palette_logits(colors.float(), palette_colors.float(), tau), labels, ignore_index)

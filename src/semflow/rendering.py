@@ -1,29 +1,20 @@
-"""A segmentation as pictures and files: display colours, and the files ``semflow segment`` writes.
+"""A segmentation as pictures: display colours and the decoded pseudo-mask as RGB.
 
-One home for both the command line (``semflow segment``, the demo report) and the browser app, so that the
-app's downloads are byte for byte the files the command writes:
-
-* ``NAME.png``: the class map at the input's size in the data set's own label ids (8-bit, 16-bit past 255);
-* ``NAME_color.png``: the decoded pseudo-mask, resized (nearest) to the input's size;
-* ``NAME_vis.png``: the class map in the data set's display colours, where the data set defines them.
-
-And back: :func:`mask_labels` reads a mask picture a user gives (class indices, or either set of colours) as the
-model's classes, the same way in ``semflow synthesize`` and in the app.
+One home for the command line, the demo report and the browser app; the files they write are
+:mod:`semflow.files`'s. And back: :func:`mask_labels` reads a mask picture a user gives (class indices, or either
+set of colours) as the model's classes, the same way in ``semflow synthesize`` and in the app.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from semflow.data.colormask import ColorTable
-from semflow.data.labelmap import to_file_ids
 from semflow.errors import SemflowInputError
 from semflow.data.transforms import resize_label
-from semflow.io import write_image
 from semflow.pseudomask.palette import IGNORE_COLOR
 
 if TYPE_CHECKING:
@@ -53,43 +44,11 @@ def colorize(labels: torch.Tensor | np.ndarray, pipe: Segmenter) -> np.ndarray:
     return colors[index]
 
 
-def save_label_png(labels: np.ndarray, path: Path) -> None:
-    """Integer labels ``(H, W)`` as an 8-bit PNG (16-bit when a value exceeds 255), written atomically."""
-    dtype = np.uint8 if labels.max(initial=0) < 256 else np.uint16
-    write_image(labels.astype(dtype), path)
-
-
 def pseudo_mask_rgb(pseudo_mask: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     """A decoded pseudo-mask ``(3, h, w)`` in pixel levels (unclamped) as uint8 ``(H, W, 3)`` at ``size = (H, W)``
     (nearest neighbour: the colours stay palette colours)."""
     levels = pseudo_mask.detach().float().cpu().round().clamp(0, 255).to(torch.uint8)
     return np.ascontiguousarray(resize_label(levels, size).permute(1, 2, 0).numpy())
-
-
-def write_segmentation(out: Path, stem: str, labels: torch.Tensor, pseudo_mask: torch.Tensor,
-                       pipe: Segmenter) -> list[Path]:
-    """Write one image's segmentation files into ``out``.
-
-    Args:
-        out: the output folder (created if missing).
-        stem: file name stem ``NAME``.
-        labels: int64 ``(H, W)`` class map at the input image's size.
-        pseudo_mask: ``(3, h, w)`` decoded pseudo-mask levels at the model size (``SegmentationOutput.pseudo_mask[i]``).
-        pipe: the model (data set ids and colours).
-
-    Returns:
-        The paths written: ``NAME.png``, ``NAME_color.png`` and, where the data set has colours, ``NAME_vis.png``.
-    """
-    out = Path(out)
-    labels = labels.cpu()
-    size = (int(labels.shape[-2]), int(labels.shape[-1]))
-    written = [out / f"{stem}.png", out / f"{stem}_color.png"]
-    save_label_png(to_file_ids(labels, pipe.dataset), written[0])
-    write_image(pseudo_mask_rgb(pseudo_mask, size), written[1])
-    if pipe.dataset.colors is not None:
-        written.append(out / f"{stem}_vis.png")
-        write_image(colorize(labels, pipe), written[2])
-    return written
 
 
 def mask_color_table(pipe: Segmenter, colors: np.ndarray, hint: str) -> ColorTable:

@@ -126,11 +126,11 @@ def test_semflow_is_trained_with_both_presets_and_the_baselines_without(paper):
     out, _ = paper
     recommended, paper_preset = train_config(out, "semflow"), train_config(out, "semflow-paper")
     assert recommended["model"]["state"] == "stacked" and paper_preset["model"]["state"] == "shared"
-    assert recommended["train"]["objective"]["class_weight"] == 1.0
-    assert paper_preset["train"]["objective"] == train_config(out, "dsm")["train"]["objective"]
+    assert recommended["model"]["objective"]["t0_mass"] == 0.5
+    assert paper_preset["model"]["objective"] == train_config(out, "dsm")["model"]["objective"]
     # Same data, budget, network and --palette: only the flow recipe differs, and the report says which keys.
     difference = json.loads((out / "paper.json").read_text())["semflow_recipe_difference"]
-    assert "model.state" in difference and "train.objective.class_weight" in difference
+    assert "model.state" in difference and "model.objective.t0_mass" in difference
     assert not any(key.startswith(("model.palette", "model.network", "train.lr", "train.steps", "train.data"))
                    for key in difference)
     assert recommended["model"]["palette"] == paper_preset["model"]["palette"]
@@ -191,11 +191,15 @@ def test_folders_written_before_newer_options_are_still_reused(paper, tmp_path):
     for model in ("dsm", "discriminative", "semflow-paper"):
         path = out / "models" / model / "train_config.json"
         saved = json.loads(path.read_text())
-        for key in ("condition", "solver", "readout"):
+        for key in ("solver", "readout"):
             del saved["model"][key]
-        for key in ("t0_width", "t1_width"):
-            del saved["train"]["objective"]["time"][key]
-        del saved["train"]["objective"]["self_align_solver"]
+        # and one written before the prune: the objective under train, with the keys of removed options
+        objective = saved["model"].pop("objective")
+        saved["model"].update(perturbation="uniform", parameterization="velocity", condition="none",
+                              state_image_noise=None)
+        saved["train"]["objective"] = {"time": {"kind": "uniform", "t0_mass": objective["t0_mass"],
+                                                "t1_mass": objective["t1_mass"]},
+                                       "image_weight": 0.5, "class_weight": 0.0, "self_align_solver": "euler"}
         path.write_text(json.dumps(saved))
     code, stdout = run_paper(out)
     assert code == 0 and stdout.count("semflow bench paper: reusing") == len(MODELS), stdout

@@ -256,10 +256,10 @@ def test_a_second_writer_is_refused(tiny_model, tmp_path, capsys):
 def test_a_full_disk_in_synthesize_leaves_whole_masks_only(tiny_model, tmp_path, capsys, monkeypatch):
     import errno
 
-    import semflow.cli.synthesize as synthesize
+    import semflow.files as files
 
     written = []
-    real = synthesize.write_image
+    real = files.write_image
 
     def full(array, path):
         if len(written) == 3:
@@ -267,7 +267,7 @@ def test_a_full_disk_in_synthesize_leaves_whole_masks_only(tiny_model, tmp_path,
         written.append(path)
         real(array, path)
 
-    monkeypatch.setattr(synthesize, "write_image", full)
+    monkeypatch.setattr(files, "write_image", full)
     out = tmp_path / "out"
     refused(capsys, ["synthesize", "--model", str(tiny_model), "--steps", "1", "--samples", "2",
                      str(masks(tmp_path / "in", n=3)), "--out", str(out)], "images of 1 of 3 mask(s)", code=1)
@@ -288,7 +288,7 @@ def test_a_16_bit_image_is_scaled_not_clipped(tiny_model, tmp_path):
 
 
 def test_synthesized_images_are_resized_in_8_bits(tiny_model):
-    from semflow.cli.synthesize import to_mask_size
+    from semflow.files import to_mask_size
 
     image = torch.rand(3, 16, 16)
     big = to_mask_size(image, (40, 24))

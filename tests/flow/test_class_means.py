@@ -129,9 +129,9 @@ def test_training_starts_synthesis_from_the_image_painted_with_its_own_class_mea
             super().__init__()
             self.velocity = model.velocity
 
-        def forward(self, z, t, ends=False, **kw):
+        def forward(self, z, t, full=False):
             seen["z"], seen["t"] = z.clone(), t.clone()
-            return self.velocity(z, t, ends=ends, **kw)
+            return self.velocity(z, t, full=full)
 
     spy = Spy()
     model.posterior_training_loss(model.codec.image_posterior(images * 1.0), labels, trainable=spy,

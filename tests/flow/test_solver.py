@@ -33,6 +33,14 @@ def test_euler_is_first_order_and_heun_second_order():
     err = {m: [float((ODESolver(v).sample(z0, time_grid(n), m).z - 1).abs()) for n in (10, 20)] for m in STEPPERS}
     assert 1.8 < err["euler"][0] / err["euler"][1] < 2.2
     assert 3.6 < err["heun"][0] / err["heun"][1] < 4.4
+    assert 3.6 < err["midpoint"][0] / err["midpoint"][1] < 4.4
+    # Closed forms: Euler's error on t^3 is (3/(2N) - 1/(2N^2)), midpoint's 1/(4N^2), Heun's 1/(2N^2).
+    for n, e in zip((10, 20), err["euler"]):
+        assert e == pytest.approx(3 / (2 * n) - 1 / (2 * n**2), rel=1e-4)
+    for n, e in zip((10, 20), err["midpoint"]):
+        assert e == pytest.approx(1 / (4 * n**2), rel=1e-3)
+    for n, e in zip((10, 20), err["heun"]):
+        assert e == pytest.approx(1 / (2 * n**2), rel=1e-3)
 
 
 def test_euler_evaluates_the_left_end_of_each_step_in_both_directions():
@@ -96,15 +104,27 @@ def test_snap_heads_for_the_projected_end_and_lands_on_it():
     z0 = torch.zeros(2, 1)
     assert float(ODESolver(field).sample(z0, time_grid(4)).z[0]) == pytest.approx(0.4)
     seen = []
-    out = ODESolver(field).sample(z0, time_grid(4), method="snap", return_trajectory=True,
-                                  project=lambda end: seen.append(end.clone()) or torch.ceil(end))
+
+    def far_end(z, t):
+        end = z + (1 - t).view(-1, 1) * field(z, t)
+        seen.append((end.clone(), t.clone()))
+        return torch.ceil(end)
+
+    out = ODESolver(field).sample(z0, time_grid(4), method="snap", return_trajectory=True, far_end=far_end)
     torch.testing.assert_close(out.z, torch.ones(2, 1))
     # Each state lies on the straight line from the start to the projected end: z_t = t * 1.
     torch.testing.assert_close(out.trajectory[:, 0, 0], torch.tensor([0, 0.25, 0.5, 0.75, 1.0]))
-    assert len(seen) == 4 and all(torch.all(e < 1) for e in seen)  # the raw ends the field predicts
+    # One call a step, at the step's left end, each given the raw end 0.4 the field predicts.
+    assert [float(t[0]) for _, t in seen] == [0, 0.25, 0.5, 0.75]
+    for end, _ in seen:
+        torch.testing.assert_close(end, torch.full((2, 1), 0.4))
 
 
 def test_snap_projects_towards_the_grid_end_in_reverse_too():
-    out = ODESolver(lambda z, t: torch.zeros_like(z) - 0.3).sample(
-        torch.zeros(1, 2), time_grid(2, reverse=True), method="snap", project=lambda end: end.round())
+    field = lambda z, t: torch.zeros_like(z) - 0.3  # noqa: E731
+    out = ODESolver(field).sample(torch.zeros(1, 2), time_grid(2, reverse=True), method="snap",
+                                  far_end=lambda z, t: (z + (0 - t).view(-1, 1) * field(z, t)).round())
     torch.testing.assert_close(out.z, torch.zeros(1, 2))  # predicted end 0.3 rounds to 0 and the path stays
+    out = ODESolver(field).sample(torch.zeros(1, 2), time_grid(2, reverse=True), method="snap",
+                                  far_end=lambda z, t: torch.ones_like(z))
+    torch.testing.assert_close(out.z, torch.ones(1, 2))  # half way at t = 0.5, all the way at 0

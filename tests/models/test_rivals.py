@@ -263,7 +263,7 @@ def test_synthesis_scores_of_a_rival_have_no_cycle(method):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Tiny models of both rivals trained by ``semflow train`` (2 steps), and two mask PNGs."""
-    from semflow.rendering import save_label_png
+    from semflow.files import save_label_png
 
     root = tmp_path_factory.mktemp("rivals")
     for method in RIVALS:

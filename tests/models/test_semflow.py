@@ -28,16 +28,26 @@ def batch(n=3, size=16):
 
 
 class Recorder(nn.Module):
-    """A velocity module that records the state and times of the training call (the one with ``ends=True``)."""
+    """A velocity module that records the state and times of the training call (the one with ``full=True``)."""
 
     def __init__(self, velocity):
         super().__init__()
         self.velocity, self.calls = velocity, []
 
-    def forward(self, z, t, ends=False, **kw):
-        if ends:
+    def forward(self, z, t, full=False):
+        if full:
             self.calls.append((z.clone(), t.clone()))
-        return self.velocity(z, t, ends=ends, **kw)
+        return self.velocity(z, t, full=full)
+
+
+def with_objective(model, **objective):
+    """The same network and codec, with another objective (set at construction, as every model's)."""
+    import dataclasses
+
+    from semflow.config import ObjectiveConfig
+
+    config = dataclasses.replace(model.config, objective=ObjectiveConfig(**objective))
+    return SemFlowPipeline(model.codec, model.network, config, model.dataset)
 
 
 def test_network_receives_1000_t():
@@ -149,17 +159,16 @@ def test_a_custom_velocity_network_plugs_in():
 
 @pytest.fixture
 def recommended_like():
-    """A model with every new option of the state and the network: stacked state with a noise fill, both ends."""
+    """A model with a stacked state and a noise fill."""
     torch.manual_seed(0)
     info = open_dataset("shapes", "test").info
-    config = ModelConfig(size=[16, 16], network_args=TINY_NETWORK, state="stacked", state_noise=0.3,
-                         parameterization="endpoints", perturbation="gaussian")
+    config = ModelConfig(size=[16, 16], network_args=TINY_NETWORK, state="stacked", state_noise=0.3)
     return SemFlowPipeline.from_config(config, info).eval()
 
 
-def test_stacked_endpoint_model_round_trips_and_segments_deterministically(recommended_like, tmp_path):
+def test_stacked_model_round_trips_and_segments_deterministically(recommended_like, tmp_path):
     images, labels = batch()
-    assert recommended_like.network.config.in_channels == 6 and recommended_like.network.config.out_channels == 12
+    assert recommended_like.network.config.in_channels == 6 and recommended_like.network.config.out_channels == 6
     first = recommended_like.segment(images, steps=3)
     again = recommended_like.segment(images, steps=3)
     assert torch.equal(first.labels, again.labels)  # the fill comes from a fixed seed
@@ -167,7 +176,7 @@ def test_stacked_endpoint_model_round_trips_and_segments_deterministically(recom
     torch.testing.assert_close(alone.pseudo_mask, first.pseudo_mask[1:2], atol=1e-3, rtol=0)
     recommended_like.save_pretrained(tmp_path / "m")
     loaded = SemFlowPipeline.from_pretrained(tmp_path / "m")
-    assert loaded.config.state == "stacked" and loaded.velocity.parameterization == "endpoints"
+    assert loaded.config.state == "stacked"
     assert torch.equal(loaded.segment(images, steps=3).labels, first.labels)
     a = recommended_like.synthesize(labels, steps=2, samples=2, seed=4).images
     b = loaded.synthesize(labels, steps=2, samples=2, seed=4).images
@@ -183,82 +192,66 @@ def test_stacked_synthesis_of_a_mask_depends_on_its_own_generator_alone(recommen
     assert not torch.allclose(together[2, 0], together[2, 1])  # the fill makes the samples differ
 
 
-def test_objective_options_change_the_loss_and_train(recommended_like):
-    from semflow.config import ObjectiveConfig, TimeSamplingConfig
+def test_the_objective_is_the_models_own_and_saved_with_it(tmp_path):
+    from semflow.config import ObjectiveConfig, load_run_config
 
+    config = load_run_config(None, ["model.size=[16,16]", f"model.network_args={json.dumps(TINY_NETWORK)}"],
+                             preset_name="recommended")
+    info = open_dataset("shapes", "test").info
+    model = SemFlowPipeline.from_config(config.model, info)
+    assert model.objective == config.model.objective != ObjectiveConfig()
     images, labels = batch()
-    time = TimeSamplingConfig(kind="endpoints", t0_mass=0.5, t1_mass=0.1)
-    plain = recommended_like.training_loss(images, labels, generator=torch.Generator().manual_seed(1),
-                                           objective=ObjectiveConfig(time=time))
-    objective = ObjectiveConfig(time=time, class_weight=1.0)
-    loss = recommended_like.training_loss(images, labels, generator=torch.Generator().manual_seed(1),
-                                          objective=objective)
-    # Same draws (the class term draws nothing): the difference is the cross-entropy, positive.
-    assert float(loss.detach()) > float(plain.detach())
-    loss.backward()
-    assert all(p.grad is not None for p in recommended_like.network.parameters() if p.requires_grad)
-    aligned = recommended_like.training_loss(images, labels, generator=torch.Generator().manual_seed(1),
-                                             objective=objective, self_aligned=True)
-    assert torch.isfinite(aligned)
+    said = model.prepare_training(lambda: iter([(model.encode_input(images), labels)]))  # the scene-bank hook
+    assert said.startswith("collected the class colours of 3 training scene(s)") and model.scenes is not None
+    model.save_pretrained(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "semflow_config.json").read_text())["model"]["objective"]["t0_mass"] == 0.5
+    assert SemFlowPipeline.from_pretrained(tmp_path / "m").objective == model.objective
+
+
+def test_the_self_aligned_loss_is_the_velocity_mse_at_the_models_own_states(recommended_like):
+    from semflow.flow.path import sample_path, sample_time
+    from semflow.flow.self_alignment import self_aligned_sample
+    from semflow.models.base import TrainingTime
+
+    images, labels = batch(4)
+    model = with_objective(recommended_like, self_align_fraction=0.5, self_align_share=1.0, self_align_steps=4)
+    posterior = model.codec.image_posterior(images)
+    assert model.aligned_count(4, TrainingTime(5, 10)) == 4 and model.aligned_count(4, TrainingTime(4, 10)) == 0
+    with torch.no_grad():
+        loss = model.training_loss(images, labels, generator=torch.Generator().manual_seed(1), at=TrainingTime(9, 10))
+        # By hand, with the same draws in the same order: the ends, t (none on the straight path), the solves.
+        g = torch.Generator().manual_seed(1)
+        z0, z1 = model.training_ends(posterior, labels, g)
+        sample_time(0, z0.device, g)
+        own = self_aligned_sample(model.velocity, z0, z1, 4, g)
+        v = model.velocity(own.z_t, own.t)
+        expected = model.layout.mean((v - (own.z1 - own.z0)) ** 2)
+        torch.testing.assert_close(loss, expected)
+        k = round(float(own.t[0]) * 4)
+        assert 1 <= k <= 3 and not torch.allclose(own.z_t, sample_path(z0, z1, own.t).z_t)
+        # Before the phase the same draws train on the straight path.
+        before = model.training_loss(images, labels, generator=torch.Generator().manual_seed(1), at=TrainingTime(4, 10))
+        g = torch.Generator().manual_seed(1)
+        z0, z1 = model.training_ends(posterior, labels, g)
+        path = sample_path(z0, z1, sample_time(4, z0.device, g))
+        torch.testing.assert_close(before, model.layout.mean((model.velocity(path.z_t, path.t) - path.dz_t) ** 2))
 
 
 def test_self_align_share_keeps_the_rest_of_the_batch_on_the_straight_path(recommended_like):
-    from semflow.config import ObjectiveConfig, TimeSamplingConfig
+    from semflow.models.base import TrainingTime
 
     images, labels = batch()
     images, labels = torch.cat([images, images[:1]]), torch.cat([labels, labels[:1]])  # a batch of 4
-    at_zero = TimeSamplingConfig(kind="endpoints", t0_mass=1.0, t1_mass=0.0)
     for share, aligned in ((0.5, 2), (1.0, 4), (0.25, 1)):
-        recorder = Recorder(recommended_like.velocity)
-        objective = ObjectiveConfig(time=at_zero, self_align_share=share, self_align_steps=4)
-        loss = recommended_like.training_loss(images, labels, trainable=recorder, objective=objective,
-                                              generator=torch.Generator().manual_seed(3), self_aligned=True)
+        model = with_objective(recommended_like, t0_mass=1.0, self_align_fraction=0.3, self_align_share=share,
+                               self_align_steps=4)
+        recorder = Recorder(model.velocity)
+        loss = model.training_loss(images, labels, trainable=recorder, generator=torch.Generator().manual_seed(3),
+                                   at=TrainingTime(9, 10))
         ((_, t),) = recorder.calls
         assert torch.isfinite(loss)
         # the model's own states sit at k/4 for some k in 1..3; the rest at t = 0, as the time sampling says
         assert bool(((t[:aligned] > 0) & (t[:aligned] < 1)).all()) and bool((t[aligned:] == 0).all()), (share, t)
-
-
-def test_separated_palette_is_saved_and_checked_on_load(tmp_path):
-    from semflow.config import PaletteConfig
-    from semflow.data.base import DatasetInfo
-
-    info = DatasetInfo(name="streets", class_names=tuple(f"c{i}" for i in range(11)), ignore_index=11)
-    torch.manual_seed(0)
-    config = ModelConfig(size=[16, 16], network_args=TINY_NETWORK, palette=PaletteConfig(kind="separated"))
-    model = SemFlowPipeline.from_config(config, info).eval()
-    assert model.palette.min_distance > 179  # corners and face centres, not the first 11 grid points
-    model.save_pretrained(tmp_path / "m")
-    saved = json.loads((tmp_path / "m" / "semflow_config.json").read_text())
-    assert saved["palette"]["slots"] == list(model.palette.slots)
-    loaded = SemFlowPipeline.from_pretrained(tmp_path / "m")
-    assert torch.equal(loaded.palette.colors, model.palette.colors)
-    # A folder whose recorded slots differ from what this semflow draws is refused, not decoded wrongly.
-    saved["palette"]["slots"] = list(range(11))
-    (tmp_path / "m" / "semflow_config.json").write_text(json.dumps(saved))
-    with pytest.raises(SemflowInputError, match="slots"):
-        SemFlowPipeline.from_pretrained(tmp_path / "m")
-
-
-def test_image_weight_splits_a_stacked_velocity_loss_between_its_parts():
-    from semflow.config import ObjectiveConfig
-
-    torch.manual_seed(0)
-    info = open_dataset("shapes", "test").info
-    model = SemFlowPipeline.from_config(
-        ModelConfig(size=[16, 16], network_args=TINY_NETWORK, state="stacked", state_noise=0.1), info)
-    images, labels = batch()
-
-    def loss(w):
-        return float(model.training_loss(images, labels, generator=torch.Generator().manual_seed(5),
-                                         objective=ObjectiveConfig(image_weight=w)).detach())
-
-    image_only, mask_only, plain = loss(1.0), loss(0.0), loss(0.5)
-    # The loss is the image part's mean squared error at w = 1, the mask part's at w = 0, and at 0.5 their
-    # average: the plain mean over all channels, as before the option existed.
-    assert image_only != pytest.approx(mask_only)
-    assert plain == pytest.approx((image_only + mask_only) / 2, rel=1e-6)
-    assert loss(0.25) == pytest.approx(0.25 * image_only + 0.75 * mask_only, rel=1e-6)
 
 
 @pytest.mark.parametrize("state", ["shared", "stacked"])
@@ -287,79 +280,55 @@ def test_snap_solver_ends_on_palette_colours_and_agrees_with_euler_in_one_step(s
                        model.synthesize(labels, steps=3, seed=1, solver="euler").images)
 
 
-class _Inputs(nn.Module):
-    """A zero velocity field for a 6-channel stacked state that records every input it is given."""
-
-    def __init__(self):
-        super().__init__()
-        self.w, self.seen = nn.Parameter(torch.zeros(())), []
-
-    def forward(self, sample, timestep):
-        self.seen.append(sample.detach().clone())
-        self.timestep = timestep
-        return sample[:, :6] * self.w
-
-
-def test_known_end_condition_feeds_the_start_to_every_step_and_only_it():
-    info = open_dataset("shapes", "test").info
-    config = ModelConfig(size=[16, 16], network_args=TINY_NETWORK, state="stacked", state_noise=0.2,
-                         condition="known-end")
-    base = SemFlowPipeline.from_config(config, info)
-    assert base.network.config.in_channels == 12 and base.network.config.out_channels == 6
-    spy = _Inputs()
-    model = SemFlowPipeline(base.codec, spy, config, info).eval()
-    images, labels = batch()
-    model.segment(images, steps=3)
-    assert len(spy.seen) == 3
-    for x in spy.seen:  # [state (6), E(image) (3), zeros (3)]
-        torch.testing.assert_close(x[:, 6:9], images * 2 - 1)
-        assert torch.equal(x[:, 9:], torch.zeros_like(x[:, 9:]))
-    spy.seen.clear()
-    model.synthesize(labels, steps=2, samples=2, seed=0)
-    assert len(spy.seen) == 2
-    for x in spy.seen:  # [state, zeros, E(perturbed mask)]: the mask part of the state it started from
-        assert torch.equal(x[:, 6:9], torch.zeros_like(x[:, 6:9]))
-        assert torch.equal(x[:, 9:], spy.seen[0][:, 3:6])
-        decoded = model.palette.decode((x[:, 9:] + 1) / 2 * 255)
-        assert torch.equal(decoded, labels.repeat_interleave(2, dim=0))
-    # Training: each sample knows its image or its mask, never both, and both directions occur.
-    spy.seen.clear()
-    images8, labels8 = torch.cat([images, images, images[:2]]), torch.cat([labels, labels, labels[:2]])
-    model.training_loss(images8, labels8, generator=torch.Generator().manual_seed(0))
-    (x,) = spy.seen
-    knows_image = x[:, 6:9].abs().flatten(1).amax(1) > 0
-    knows_mask = x[:, 9:].abs().flatten(1).amax(1) > 0
-    assert torch.equal(knows_image, ~knows_mask) and 0 < int(knows_image.sum()) < 8
-    torch.testing.assert_close(x[knows_image, 6:9], images8[knows_image] * 2 - 1)
-    # Where each direction starts, it is that direction: t = 0 knows the image, t = 1 the mask.
-    from semflow.config import ObjectiveConfig, TimeSamplingConfig
-
-    spy.seen.clear()
-    ends = ObjectiveConfig(time=TimeSamplingConfig(kind="endpoints", t0_mass=0.5, t1_mass=0.5))
-    model.training_loss(images8, labels8, generator=torch.Generator().manual_seed(1), objective=ends)
-    (x,) = spy.seen
-    at_zero = spy.timestep == 0
-    assert 0 < int(at_zero.sum()) < 8
-    assert torch.equal(x[:, 6:9].abs().flatten(1).amax(1) > 0, at_zero)
-    # Self-aligned states: the solves from the image end know the image, those from the mask end the mask.
-
-    spy.seen.clear()
-    model.training_loss(images8, labels8, generator=torch.Generator().manual_seed(0), self_aligned=True,
-                        objective=ObjectiveConfig(self_align_share=1.0, self_align_steps=3))
-    x = spy.seen[-1]
-    assert (x[:, 6:9].abs().flatten(1).amax(1) > 0).tolist() == [True] * 4 + [False] * 4
-    assert all(torch.equal(c[:, 6:], x[:4, 6:]) or torch.equal(c[:, 6:], x[4:, 6:]) for c in spy.seen[:-1])
-
-
 @pytest.mark.parametrize("config, match", [
-    ({"condition": "image"}, "model.condition='image'; expected one of none, known-end"),
-    ({"method": "dsm", "condition": "known-end"}, "model.condition and model.readout apply to model.method=semflow"),
+    ({"state": "side"}, "model.state='side'; expected one of shared, stacked"),
+    ({"method": "dsm", "state": "stacked"}, "model.state and model.readout apply to model.method=semflow"),
     ({"readout": "logits"}, "model.readout='logits'; expected one of palette, head"),
     ({"method": "discriminative", "readout": "head"}, "model.readout apply to model.method=semflow"),
+    ({"method": "dsm", "objective": {"t0_mass": 0.5}}, "model.objective applies to model.method=semflow"),
+    ({"image_source": "class-means"}, "model.image_source=class-means applies only to model.state=stacked"),
 ])
 def test_flow_options_are_refused_for_the_baselines_and_unknown_values(config, match):
+    from semflow.config import ObjectiveConfig
+
+    if "objective" in config:
+        config = {**config, "objective": ObjectiveConfig(**config["objective"])}
     with pytest.raises(SemflowInputError, match=match):
         ModelConfig(**config)
+
+
+@pytest.mark.parametrize("old, match", [
+    ({"model": {"parameterization": "endpoints"}}, "model.parameterization='endpoints'"),
+    ({"model": {"condition": "known-end"}}, "model.condition='known-end'"),
+    ({"model": {"palette": {"kind": "separated"}}}, "model.palette.kind='separated'"),
+    ({"train": {"objective": {"image_weight": 0.9}}}, "train.objective.image_weight=0.9"),
+    ({"train": {"objective": {"time": {"kind": "logit-normal"}}}}, "train.objective.time"),
+    ({"train": {"objective": {"class_weight": 1.0}}}, "train.objective.class_weight=1.0"),
+    ({"model": {"state": "stacked", "state_noise": 0.1, "image_source": "class-means", "state_image_noise": None}},
+     "model.state_image_noise=None"),
+])
+def test_configurations_with_removed_options_are_refused_naming_them(tmp_path, old, match):
+    from semflow.config import load_run_config
+
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    with pytest.raises(SemflowInputError, match=match + ".*no longer has"):
+        load_run_config(tmp_path / "old.json")
+
+
+def test_configurations_written_before_the_prune_read_as_what_they_trained(tmp_path):
+    from semflow.config import load_run_config
+
+    old = {"model": {"state": "stacked", "state_noise": 0.1, "image_source": "class-means", "state_image_noise": 0.0,
+                     "perturbation": "uniform", "parameterization": "velocity", "condition": "none"},
+           "train": {"objective": {"time": {"kind": "endpoints", "t0_mass": 0.5, "t1_mass": 0.1, "mean": 0.0,
+                                            "std": 1.0, "t0_width": 0.0, "t1_width": 0.0},
+                                   "class_weight": 0.0, "class_tau": 0.1, "image_weight": 0.5,
+                                   "self_align_fraction": 0.3, "self_align_steps": 5, "self_align_share": 0.5,
+                                   "self_align_solver": "euler"}}}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    config = load_run_config(tmp_path / "old.json")
+    assert (config.model.objective.t0_mass, config.model.objective.t1_mass) == (0.5, 0.1)
+    assert config.model.objective.self_align_fraction == 0.3 and config.model.image_source == "class-means"
 
 
 def test_model_solver_is_the_default_of_segment_and_is_checked(tmp_path):
@@ -450,19 +419,3 @@ def test_head_model_round_trips(head_model, tmp_path):
                        head_model.segment(images, steps=3, solver="snap").labels)
     out = loaded.synthesize(labels, steps=2, samples=2, seed=1).images  # synthesis reads no logits
     assert out.shape == (3, 2, 3, 16, 16)
-
-
-def test_self_alignment_can_visit_the_states_of_snap_solves(head_model):
-    from semflow.config import ObjectiveConfig, TimeSamplingConfig
-
-    images, labels = batch(4)
-    at_zero = TimeSamplingConfig(kind="endpoints", t0_mass=1.0, t1_mass=0.0)
-    losses = {}
-    for solver in ("euler", "snap"):
-        objective = ObjectiveConfig(time=at_zero, self_align_share=1.0, self_align_steps=4, self_align_solver=solver)
-        with torch.no_grad():
-            losses[solver] = head_model.training_loss(images, labels, generator=torch.Generator().manual_seed(0),
-                                                      objective=objective, self_aligned=True)
-    assert torch.isfinite(losses["snap"]) and float(losses["snap"]) != float(losses["euler"])
-    with pytest.raises(SemflowInputError, match="self_align_solver"):
-        ObjectiveConfig(self_align_solver="heun")

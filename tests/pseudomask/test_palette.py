@@ -15,7 +15,7 @@ def test_paper_formula_by_hand():
 
 
 @pytest.mark.parametrize("palette", [Palette(182, 6, 50, 255), Palette(19, 6, 50), Palette.spread(171, 255),
-                                     Palette.spread(5), Palette.separated(11, 11), Palette.separated(171, 255)])
+                                     Palette.spread(5), Palette.spread(11, 11)])
 def test_round_trip_every_class_and_ignore(palette):
     labels = torch.arange(palette.num_classes).reshape(1, -1)
     rgb = palette.encode(labels)
@@ -27,12 +27,12 @@ def test_round_trip_every_class_and_ignore(palette):
 
 
 def test_colours_are_distinct_and_in_range():
-    for p in (Palette(216, 6, 50), Palette.spread(171), Palette.separated(11), Palette.separated(8)):
+    for p in (Palette(216, 6, 50), Palette.spread(171), Palette.spread(11), Palette.spread(8)):
         c = p.colors
         assert c.min() >= 0 and c.max() <= 255
         assert len({tuple(v) for v in c.tolist()}) == p.num_classes
         d = torch.cdist(c, c) + torch.eye(p.num_classes) * 1e9
-        assert d.min() == p.min_distance
+        assert d.min() == p.s
 
 
 def test_spread_palette_formula():
@@ -48,11 +48,7 @@ def test_spread_palette_formula():
 
 @pytest.mark.parametrize("kwargs", [dict(num_classes=217, k=6, s=50), dict(num_classes=10, k=6, s=52),
                                     dict(num_classes=10, k=1, s=50), dict(num_classes=0),
-                                    dict(num_classes=10, ignore_index=3),
-                                    dict(num_classes=2, k=2, s=255, slots=(0, 7)),  # white: the ignore colour
-                                    dict(num_classes=2, k=3, s=127, slots=(4, 4)),
-                                    dict(num_classes=2, k=3, s=127, slots=(0, 27)),
-                                    dict(num_classes=3, k=3, s=127, slots=(0, 1))])
+                                    dict(num_classes=10, ignore_index=3)])
 def test_invalid_palettes(kwargs):
     with pytest.raises(SemflowInputError):
         Palette(**kwargs)
@@ -81,7 +77,7 @@ def test_decode_512_with_182_classes_is_bounded():
     assert torch.equal(p.decode(p.encode(labels)), labels)
 
 
-@pytest.mark.parametrize("palette", [Palette(182, 6, 50, 255), Palette.spread(11, 11), Palette.separated(11, 11)])
+@pytest.mark.parametrize("palette", [Palette(182, 6, 50, 255), Palette.spread(11, 11)])
 def test_perturbation_never_changes_the_decoded_class(palette):
     labels = torch.randint(0, palette.num_classes, (4, 32, 32))
     beta = palette.s / 2 * 0.999
@@ -110,20 +106,3 @@ def test_no_class_is_drawn_in_the_ignore_colour():
 def test_a_palette_that_draws_a_class_white_is_refused(classes, k, s):
     with pytest.raises(SemflowInputError, match="white"):
         Palette(classes, k=k, s=s)
-
-
-def test_separated_palette_puts_classes_farthest_apart():
-    # CamVid's 11 classes on the k = 3 grid: 7 corners (white left out) and 4 face centres, 180 levels apart,
-    # where the first 11 grid points (spread) lie 127 apart, 9 of them in the plane R = 0.
-    spread, separated = Palette.spread(11), Palette.separated(11)
-    assert (separated.k, separated.s) == (spread.k, spread.s) == (3, 127)
-    assert separated.min_distance == pytest.approx(127 * 2**0.5, abs=0.01)
-    assert int((spread.colors[:, 0] == 0).sum()) == 9 and int((separated.colors[:, 0] == 0).sum()) == 5
-    assert (255.0 >= separated.colors).all() and not (separated.colors == 254).all(1).any()  # never white
-    # Grid indices m0*9 + m1*3 + m2: the seven corners other than white, then four face centres.
-    assert separated.slots == (0, 2, 6, 8, 18, 20, 24, 4, 10, 12, 14)
-    # It never does worse than the first points of the grid.
-    for c in (2, 3, 5, 8, 11, 19, 27, 40, 171):
-        assert Palette.separated(c).min_distance >= Palette.spread(c).min_distance
-    # Eight classes: the 7 non-white corners and the centre, 220 levels apart (spread: 127).
-    assert Palette.separated(8).min_distance == pytest.approx(127 * 3**0.5, abs=0.01)

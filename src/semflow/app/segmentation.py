@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from semflow.data.transforms import resize_image, resize_label
-from semflow.rendering import colorize, display_colors, pseudo_mask_rgb, write_segmentation
+from semflow.data.transforms import resize_label
+from semflow.files import model_batch, write_segmentation
+from semflow.rendering import colorize, display_colors, pseudo_mask_rgb
 
 if TYPE_CHECKING:
     from semflow.models.base import Segmenter
@@ -117,11 +118,9 @@ def segment_image(pipe: Segmenter, image: np.ndarray, name: str, steps: int, sol
         solver: one of ``pipe.SOLVERS`` (default the model's own).
         out: folder for the files.
     """
-    p = next(pipe.parameters())
     size = (int(image.shape[0]), int(image.shape[1]))
-    x = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div(255.0)
-    # Resized here, as semflow segment does, so the two give the same pixels.
-    x = resize_image(x, pipe.size)[None].to(p.device)
+    # The pixels semflow segment gives the model, so the two write the same files.
+    x = model_batch([torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)], pipe)
     result = pipe.segment(x, steps=steps, solver=solver, return_trajectory=True)
     labels = resize_label(result.labels[0].cpu(), size)
     files = write_segmentation(out, name, labels, result.pseudo_mask[0], pipe)

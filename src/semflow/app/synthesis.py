@@ -15,9 +15,9 @@ import torch
 from semflow.data.transforms import resize_label
 from semflow.errors import SemflowInputError
 from semflow.evaluation.metrics import ConfusionMatrix
+from semflow.files import seeded_generators
 from semflow.pseudomask.palette import IGNORE_COLOR
 from semflow.rendering import colorize, display_colors
-from semflow.seeding import make_generator
 
 if TYPE_CHECKING:
     from semflow.models.base import Segmenter
@@ -97,10 +97,9 @@ def synthesize_samples(pipe: Segmenter, labels: torch.Tensor, samples: int, seed
         raise SemflowInputError(f"a {pipe.method} model only segments; synthesis needs a semflow, noise-flow or "
                                 "spade model")
     # The mask's generator as `semflow synthesize --seed` makes it for its first mask: same seed, same images.
-    generator = make_generator(int(seed), 0)
     # A one-pass synthesizer (spade) takes no solver: the model's own (none) is used.
     out = pipe.synthesize(labels[None], steps=steps, samples=samples, solver=solver if pipe.SOLVERS else None,
-                          generator=[generator])
+                          generator=seeded_generators(int(seed), [0]))
     images = (out.images[0].float().cpu() * 255).round().clamp(0, 255).to(torch.uint8)
     return np.ascontiguousarray(images.permute(0, 2, 3, 1).numpy())
 

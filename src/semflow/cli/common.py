@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import torch
 
@@ -13,7 +13,6 @@ from semflow.errors import SemflowInputError
 from semflow.flow.solver import MAX_STEPS, SOLVERS
 
 if TYPE_CHECKING:
-    from semflow.data.base import DatasetInfo
     from semflow.models.base import Segmenter
 
 
@@ -36,12 +35,6 @@ def add_solver_arg(parser: argparse.ArgumentParser, segmenters: bool = False) ->
                         help="semflow models: euler (the paper; the default unless the model's model.solver says), heun, "
                              "midpoint or snap; dsm models: ddim (default) "
                              "or ddpm; discriminative models: forward (one pass)")
-
-
-def default_split(info: DatasetInfo) -> str:
-    """``test`` where the model's data set has one, else its last split (COCO-Stuff: ``val``)."""
-    splits = info.extra.get("splits")
-    return "test" if not splits or "test" in splits else list(splits)[-1]
 
 
 def pick_device(name: str) -> torch.device:
@@ -121,3 +114,10 @@ def load_pipeline(model: Path, device: str | torch.device) -> Segmenter:
 
     device = device if isinstance(device, torch.device) else pick_device(device)
     return Segmenter.from_pretrained(model).to(device).eval()
+
+
+def progress_bar(what: str, show: bool = True) -> Callable[[Iterable[int]], Iterable[int]]:
+    """A tqdm bar over batches, for :func:`semflow.files.segment_files`'s ``progress`` (hidden when not ``show``)."""
+    from tqdm.auto import tqdm
+
+    return lambda batches: tqdm(batches, desc=what, unit="batch", disable=not show)

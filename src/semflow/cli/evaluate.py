@@ -18,7 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from semflow.cli.common import (
-    add_device_arg, add_solver_arg, default_split, load_pipeline, non_negative_int, parse_steps, positive_int,
+    add_device_arg, add_solver_arg, load_pipeline, non_negative_int, parse_steps, positive_int,
     require_segmenter,
 )
 from semflow.cli.judge import add_judge_args
@@ -61,12 +61,11 @@ def format_table(metrics: dict, solver: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from semflow.cli.parallel import process_state
+    from semflow.cli.parallel import inference_device, process_state
     from semflow.outputs import FolderLock, check_output_file
 
     if args.out is not None:
         check_output_file(args.out)  # before the evaluation, not after it
-    from semflow.cli.parallel import inference_device
 
     state = process_state()
     pipe = load_pipeline(args.model, inference_device(state, args.device))
@@ -81,7 +80,9 @@ def _evaluate(args: argparse.Namespace, state, pipe) -> int:
     from semflow.cli.parallel import my_share
     from semflow.data import open_dataset
     from semflow.data.paired import BAD_FILES, report_bad_files
-    from semflow.evaluation.segmentation import EvaluationResult, check_compatible, check_steps, evaluate_segmentation
+    from semflow.evaluation.segmentation import (
+        EvaluationResult, check_compatible, check_steps, default_split, evaluate_segmentation,
+    )
     from semflow.evaluation.subset import evenly_spaced_indices
 
     steps = parse_steps(args.steps)
@@ -120,25 +121,17 @@ def _evaluate(args: argparse.Namespace, state, pipe) -> int:
 def run_synthesis(args: argparse.Namespace, pipe, dataset, split: str, pool: list[int], steps: int,
                   processes: int) -> int:
     """``--synthesis``: the model's samples from the masks ``pool`` of ``dataset`` scored by the judges."""
-    from semflow.cli.judge import judge_from_args
-    from semflow.data import open_dataset
+    from semflow.cli.judge import judge_options
     from semflow.errors import SemflowInputError
-    from semflow.evaluation.judge import release_judge
-    from semflow.evaluation.synthesis import evaluate_synthesis
+    from semflow.experiments.judge import judged_synthesis
 
     if processes > 1:
         raise SemflowInputError("--synthesis scores in one process; run it without a launcher")
     if not pipe.can_synthesize:
         raise SemflowInputError(f"{args.model} holds a {pipe.method} model, which does not synthesize; --synthesis "
                                 "scores models that do")
-    train = open_dataset(args.data, "train")
-    judge, folder = judge_from_args(args, train)
-    judges = {"judge": judge.eval()}
-    if args.judge_weights:
-        judges["pretrained"] = release_judge(args.judge_weights, train, judge.size)
-    result = evaluate_synthesis(pipe, dataset, judges=judges, steps=steps, samples=args.samples, solver=None,
-                                seed=args.seed, batch_size=args.batch_size, indices=pool,
-                                progress=lambda it: tqdm(it, desc="synthesis", unit="batch", disable=args.no_progress))
+    result, judge, folder = judged_synthesis(pipe, dataset, args.data, judge_options(args), steps, args.samples,
+                                             args.seed, args.batch_size, indices=pool)
     metrics = {"model": str(args.model), "method": pipe.method, "data": args.data, "split": split,
                "judge_folder": str(folder), **result.to_json()}
     print(f"judge: {judge.name} ({folder})")

@@ -42,30 +42,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def judge_from_args(args: argparse.Namespace, train):
-    """The judge the options name: ``--judge`` as it is (checked against the data's classes), else the cache's
-    (trained there if absent). Returns ``(judge, folder)``."""
-    from tqdm.auto import tqdm
+def judge_options(args: argparse.Namespace):
+    """The parsed judge flags as :class:`semflow.experiments.judge.JudgeOptions`."""
+    from semflow.experiments.judge import JudgeOptions
 
-    from semflow.evaluation.judge import Judge, JudgeConfig, default_size, obtain_judge
-
-    if args.judge is not None:
-        judge = Judge.load(args.judge)
-        judge.check_compatible(train.info, where=f"the judge in {args.judge}")
-        return judge, args.judge
-    size = tuple(args.judge_size) if args.judge_size else default_size(train)
-    config = JudgeConfig(size=size, steps=args.judge_steps, batch_size=args.judge_batch_size, lr=args.judge_lr,
-                         pretrained=args.judge_weights)
-    return obtain_judge(train, config, args.judges,
-                        progress=lambda it: tqdm(it, desc="judge", unit="step", disable=args.no_progress))
+    return JudgeOptions(judge=args.judge, judges=args.judges, judge_weights=args.judge_weights,
+                        judge_steps=args.judge_steps, judge_batch_size=args.judge_batch_size, judge_lr=args.judge_lr,
+                        judge_size=args.judge_size, no_progress=args.no_progress)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from semflow.cli.common import default_split
     from semflow.data import open_dataset
     from semflow.evaluation.judge import with_scores
+    from semflow.evaluation.segmentation import default_split
+    from semflow.experiments.judge import judge_from_options
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -73,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     train = open_dataset(args.data, "train")
     split = args.split or default_split(train.info)
     test = open_dataset(args.data, split)
-    judge, folder = judge_from_args(args, train)
+    judge, folder = judge_from_options(judge_options(args), train)
     scores = with_scores(judge, folder, test, split)
     print(f"semflow bench judge: {judge.name} in {folder}")
     training = judge.record.get("training")

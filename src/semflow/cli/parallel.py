@@ -12,6 +12,7 @@ import torch
 
 from semflow.cli.common import pick_device
 from semflow.errors import SemflowInputError
+from semflow.files import Processes
 from semflow.training.launcher import launched_processes, multiprocess_without_accelerator
 
 if TYPE_CHECKING:
@@ -65,3 +66,20 @@ def stop_if_any_failed(state: PartialState, error: SemflowInputError | None) -> 
         if state.is_main_process:
             raise SemflowInputError(messages[0])
         raise SystemExit(2)
+
+
+class LaunchedProcesses(Processes):
+    """:class:`semflow.files.Processes` backed by Accelerate's state (:func:`process_state`)."""
+
+    def __init__(self, state: PartialState) -> None:
+        self.state = state
+        self.num_processes, self.is_main_process = state.num_processes, state.is_main_process
+
+    def share(self, count: int) -> list[int]:
+        return my_share(self.state, count)
+
+    def stop_if_any_failed(self, error: SemflowInputError | None) -> None:
+        stop_if_any_failed(self.state, error)
+
+    def wait_for_everyone(self) -> None:
+        self.state.wait_for_everyone()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from semflow.speed import DTYPES, speed_up
 
@@ -28,3 +28,8 @@ def add_speed_args(parser: argparse.ArgumentParser) -> None:
 def apply_speed_args(pipe: Segmenter, args: argparse.Namespace) -> contextlib.AbstractContextManager:
     """:func:`semflow.speed.speed_up` with the parsed flags."""
     return speed_up(pipe, dtype=args.dtype, channels_last=args.channels_last, compile=args.compile)
+
+
+def speed_of(args: argparse.Namespace) -> Callable[[Segmenter], contextlib.AbstractContextManager]:
+    """The parsed flags as the ``prepare`` of :func:`semflow.files.segment_files` (applied once inputs are checked)."""
+    return lambda pipe: apply_speed_args(pipe, args)

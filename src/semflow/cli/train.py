@@ -31,8 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "weights hold, else pixel)")
     p.add_argument("--codec-path", help="local path of a latent codec's weights (its kind is read off the files)")
     p.add_argument("--palette", choices=list(PALETTES),
-                   help="authors' palette (k, s), spread over the cube (the recommended preset's), or separated (the "
-                        "spread grid's points farthest apart)")
+                   help="authors' palette (k, s) or spread over the colour cube (the recommended preset's)")
     p.add_argument("--k", type=int, help="palette base k (authors' palette; paper: 6)")
     p.add_argument("--s", type=int, help="palette step s in pixel levels (authors' palette; paper: 50)")
     p.add_argument("--beta", type=float, help="perturbation amplitude in pixel levels, 0 < beta < s/2")
@@ -87,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from semflow.errors import SemflowInputError
     from semflow.outputs import check_output_folder
 
-    if args.palette in ("spread", "separated") and (args.k is not None or args.s is not None):
+    if args.palette == "spread" and (args.k is not None or args.s is not None):
         raise SemflowInputError(f"--k/--s set the authors' palette; --palette {args.palette} chooses its own k and s "
                                 "(k = ceil(C^(1/3)), s = floor(255/(k-1))), so give one or the other")
     if args.resume is not None and args.overwrite:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from semflow.data.base import SegmentationDataset
+from semflow.data.base import DatasetInfo, SegmentationDataset
 from semflow.data.transforms import eval_transform, resize_label
 from semflow.errors import SemflowInputError
 from semflow.evaluation.metrics import ConfusionMatrix, SegmentationScores
@@ -63,6 +63,18 @@ class EvaluationResult:
             "seconds_per_image": {str(n): v for n, v in self.seconds_per_image.items()},
             "num_images": self.num_images,
         }
+
+
+def default_split(info: DatasetInfo) -> str:
+    """The split scored unless one is named: ``test`` where the data set has one, else its last (COCO-Stuff: ``val``)."""
+    splits = info.extra.get("splits")
+    return "test" if not splits or "test" in splits else list(splits)[-1]
+
+
+def check_segments(pipeline: Segmenter) -> None:
+    """Raise unless the model segments (:attr:`~semflow.models.base.Segmenter.can_segment`)."""
+    if not pipeline.can_segment:
+        raise SemflowInputError(f"a {pipeline.method} model only synthesizes; segmentation needs a model that segments")
 
 
 def check_compatible(pipeline: Segmenter, dataset: SegmentationDataset) -> None:
@@ -120,6 +132,7 @@ def evaluate_segmentation(
                                 "that segment (semflow, dsm, discriminative)")
     steps = check_steps(pipeline, steps)
     solver = pipeline.check_solver(solver)
+    check_segments(pipeline)
     check_compatible(pipeline, dataset)
     if len(dataset) == 0:
         raise SemflowInputError(f"data set split {dataset.split!r} is empty")

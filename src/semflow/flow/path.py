@@ -32,32 +32,16 @@ def sample_path(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> PathSamp
     return PathSample(t=t, z_t=(1 - tb) * z0 + tb * z1, dz_t=z1 - z0)
 
 
-def sample_time(batch: int, device: torch.device, generator: torch.Generator | None = None, kind: str = "uniform",
-                t0_mass: float = 0.0, t1_mass: float = 0.0, t0_width: float = 0.0, t1_width: float = 0.0,
-                mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
-    """Training times, shape ``(batch,)`` in ``[0, 1]``, drawn as ``kind`` says (default: the paper's ``U(0, 1)``).
-
-    * ``uniform``: ``U(0, 1)`` (one draw of ``batch`` numbers, as the paper's recipe always did).
-    * ``endpoints``: ``t = 0`` with probability ``t0_mass``, ``t = 1`` with ``t1_mass``, else ``U(0, 1)``; with a
-      ``t0_width`` (``t1_width``) the first mass is spread as ``U(0, t0_width)`` (the second as ``U(1 - t1_width, 1)``).
-    * ``logit-normal``: ``sigmoid(mean + std * N(0, 1))``.
-    """
+def sample_time(batch: int, device: torch.device, generator: torch.Generator | None = None, t0_mass: float = 0.0,
+                t1_mass: float = 0.0) -> torch.Tensor:
+    """Training times, shape ``(batch,)`` in ``[0, 1]``: ``t = 0`` with probability ``t0_mass``, ``t = 1`` with
+    ``t1_mass``, else ``U(0, 1)``. Without end masses, the paper's single draw of ``U(0, 1)``."""
     u = torch.rand(batch, device=device, generator=generator)
-    if kind == "uniform":
+    if not (t0_mass or t1_mass):
         return u
-    if kind == "logit-normal":
-        n = torch.randn(batch, device=device, generator=generator)
-        return torch.sigmoid(mean + std * n)
-    if kind != "endpoints":
-        raise ValueError(f"time sampling {kind!r}; expected uniform, endpoints or logit-normal")
     choice = torch.rand(batch, device=device, generator=generator)
-    if t0_width or t1_width:  # one more draw only where a band asks for it
-        band = torch.rand(batch, device=device, generator=generator)
-        start, end = t0_width * band, 1 - t1_width * band
-    else:
-        start, end = torch.zeros_like(u), torch.ones_like(u)
-    t = torch.where(choice < t0_mass, start, u)
-    return torch.where((choice >= t0_mass) & (choice < t0_mass + t1_mass), end, t)
+    t = torch.where(choice < t0_mass, torch.zeros_like(u), u)
+    return torch.where((choice >= t0_mass) & (choice < t0_mass + t1_mass), torch.ones_like(u), t)
 
 
 def flow_matching_loss(prediction: torch.Tensor, path: PathSample) -> torch.Tensor:

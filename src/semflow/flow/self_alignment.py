@@ -16,8 +16,6 @@ from typing import Callable
 
 import torch
 
-from semflow.flow.solver import Projection, snap_step
-
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -34,34 +32,24 @@ class AlignedSample:
 
 @torch.no_grad()
 def self_aligned_sample(velocity: Velocity, z0: torch.Tensor, z1: torch.Tensor, steps: int,
-                        generator: torch.Generator | None = None,
-                        backward_velocity: Velocity | None = None, project: Projection | None = None) -> AlignedSample:
-    """Carry the first half of the batch from ``z0`` and the rest from ``z1`` ``k`` Euler steps of ``1/steps``
-    (the first half ``snap`` steps towards the predicted mask end, projected by ``project``, where one is given).
+                        generator: torch.Generator | None = None) -> AlignedSample:
+    """Carry the first half of the batch from ``z0`` and the rest from ``z1`` ``k`` Euler steps of ``1/steps``.
 
     Args:
-        velocity: ``v(z, t)`` (of the first half's states, when ``backward_velocity`` is given).
-        backward_velocity: ``v(z, t)`` of the second half's states (default ``velocity``): a field conditioned
-            on the known end differs between the halves.
+        velocity: ``v(z, t)``.
         z0, z1: the true ends ``(B, C, h, w)``.
         steps: ``N >= 2``, the solve whose states are imitated; ``k`` is drawn from ``1..N-1``.
         generator: random source for ``k`` (on ``z0``'s device).
-        project: the segmentation half's projection of a predicted mask end (:func:`semflow.flow.solver.snap_step`):
-            its states are then those of a ``snap`` solve, as the model segments.
     """
     batch, device = z0.shape[0], z0.device
     k = int(torch.randint(1, steps, (1,), generator=generator, device=device))
     h = 1.0 / steps
     half = batch // 2  # [0, half): segmentation direction; [half, B): synthesis direction
     forward, backward = z0[:half], z1[half:]
-    backward_velocity = velocity if backward_velocity is None else backward_velocity
     for i in range(k):  # (a batch of one has no segmentation half: networks may refuse empty batches)
-        if half and project is None:
+        if half:
             forward = forward + h * velocity(forward, torch.full((half,), i * h, device=device))
-        elif half:
-            t_i = torch.tensor(i * h, device=device)
-            forward = snap_step(velocity, forward, t_i, t_i + h, torch.tensor(1.0, device=device), project)
-        backward = backward - h * backward_velocity(backward, torch.full((batch - half,), 1 - i * h, device=device))
+        backward = backward - h * velocity(backward, torch.full((batch - half,), 1 - i * h, device=device))
     t_seg, t_syn = k * h, 1 - k * h
     t = torch.cat([torch.full((half,), t_seg, device=device), torch.full((batch - half,), t_syn, device=device)])
     ends0 = torch.cat([(forward - t_seg * z1[:half]) / (1 - t_seg), z0[half:]])

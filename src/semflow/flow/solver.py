@@ -7,16 +7,15 @@ share the same loop through one-step functions.
 
 ``snap`` is Euler written as a move towards the far end a prediction implies: at ``(z, t)`` the field says the
 path ends at ``e = z + (T - t) v`` (``T`` the grid's last time), and an Euler step of ``h`` moves the fraction
-``h / (T - t)`` of the way from ``z`` to ``e``. ``snap`` first projects ``e`` onto the set the far end is known
-to lie in (for segmentation: masks of palette colours, supplied by the model as ``project``), so that every
-state a solve visits mixes its start with a valid end, as the training states do. Without ``project`` it is
-Euler exactly, and its last step lands on the projected end.
+``h / (T - t)`` of the way from ``z`` to ``e``. ``snap`` moves instead towards ``far_end(z, t)``, the end the caller
+predicts and projects onto the set it is known to lie in (for segmentation: masks of palette colours), so that
+every state a solve visits mixes its start with a valid end, as the training states do. Without ``far_end`` it is
+Euler exactly; with one, its last step lands on the projected end.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Callable
 
 import torch
@@ -51,18 +50,16 @@ EVALUATIONS_PER_STEP = {"euler": 1, "heun": 2, "midpoint": 2, "snap": 1}
 #: The solver names, in the order the commands list them (Euler, the paper's, first).
 SOLVERS: tuple[str, ...] = (*STEPPERS, "snap")
 
-Projection = Callable[[torch.Tensor], torch.Tensor]
-"""A map from a predicted far end ``(B, ...)`` to the nearest valid one, same shape."""
+FarEnd = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""``e(z, t)``: the end ``(B, ...)`` of the path through ``z`` at times ``t`` ``(B,)``, projected where it is known
+to lie (one network call: the caller's prediction ``z + (T - t) v`` mapped to the nearest valid end)."""
 
 
-def snap_step(v: Velocity, z: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor, end_time: torch.Tensor,
-              project: Projection | None) -> torch.Tensor:
+def snap_step(far_end: FarEnd, z: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor,
+              end_time: torch.Tensor) -> torch.Tensor:
     """One ``snap`` step of ``z`` ``(B, ...)`` from ``t0`` to ``t1`` on a grid ending at ``end_time``: the fraction
-    ``(t1 - t0) / (end_time - t0)`` of the way to the predicted end, projected (Euler without ``project``)."""
-    if project is None:
-        return _euler(v, z, t0, t1)
-    end = project(z + (end_time - t0) * v(z, t0.expand(z.shape[0])))
-    return z + (t1 - t0) / (end_time - t0) * (end - z)
+    ``(t1 - t0) / (end_time - t0)`` of the way to ``far_end(z, t0)``."""
+    return z + (t1 - t0) / (end_time - t0) * (far_end(z, t0.expand(z.shape[0])) - z)
 
 
 @dataclass
@@ -106,7 +103,7 @@ class ODESolver:
         time_grid: torch.Tensor,
         method: str = "euler",
         return_trajectory: bool = False,
-        project: Projection | None = None,
+        far_end: FarEnd | None = None,
     ) -> SolverOutput:
         """Solve from ``time_grid[0]`` to ``time_grid[-1]``.
 
@@ -115,7 +112,7 @@ class ODESolver:
             time_grid: 1-D monotone tensor of times (ascending or descending), at least two entries.
             method: one of :data:`SOLVERS` (``euler``, ``heun``, ``midpoint``, ``snap``).
             return_trajectory: also return every intermediate state.
-            project: ``snap`` only: the projection of a predicted far end (``None``: none, plain Euler).
+            far_end: ``snap`` only: the projected far end the solve heads for (``None``: plain Euler).
         """
         if method not in SOLVERS:
             from semflow.errors import SemflowInputError
@@ -124,7 +121,10 @@ class ODESolver:
         if time_grid.dim() != 1 or time_grid.numel() < 2:
             raise ValueError(f"time_grid must be 1-D with at least 2 times, got shape {tuple(time_grid.shape)}")
         grid = time_grid.to(device=z_init.device, dtype=torch.float32)
-        step = partial(snap_step, end_time=grid[-1], project=project) if method == "snap" else STEPPERS[method]
+        if method == "snap" and far_end is not None:
+            step = lambda v, z, t0, t1: snap_step(far_end, z, t0, t1, grid[-1])  # noqa: E731
+        else:
+            step = STEPPERS["euler" if method == "snap" else method]
         z = z_init
         states = [z] if return_trajectory else None
         for i in range(grid.numel() - 1):

@@ -11,6 +11,9 @@
   where one Euler step from ``t = 0`` does not (see docs/quality.md). With ``noise > 0`` each end carries fresh
   randomness where the other end has its data, which gives synthesis a source of variety besides the
   pseudo-mask perturbation (as SymmFlow does).
+
+The image part at the mask end, where synthesis starts, is the fill or a painting of the mask
+(:mod:`semflow.flow.class_means`), as the model's ``image_source`` says.
 """
 
 from __future__ import annotations
@@ -24,13 +27,10 @@ class StateLayout:
     Args:
         kind: ``shared`` or ``stacked`` (see the module docstring).
         noise: ``stacked`` only: standard deviation of the fill (``0``: zeros).
-        image_noise: ``stacked`` only: standard deviation of the image part's fill at the mask end, where
-            synthesis starts (``None``: ``noise``); the mask part's fill at the image end keeps ``noise``.
     """
 
-    def __init__(self, kind: str = "shared", noise: float = 0.0, image_noise: float | None = None) -> None:
+    def __init__(self, kind: str = "shared", noise: float = 0.0) -> None:
         self.kind, self.noise = kind, float(noise)
-        self.image_noise = self.noise if image_noise is None else float(image_noise)
 
     @property
     def stacked(self) -> bool:
@@ -40,15 +40,13 @@ class StateLayout:
         """Channels of a state for latents of ``latent_channels`` channels."""
         return 2 * latent_channels if self.stacked else latent_channels
 
-    def _fill(self, like: torch.Tensor, generator: torch.Generator | None, per_sample: bool = True,
-              std: float | None = None) -> torch.Tensor:
-        std = self.noise if std is None else std
-        if std == 0:
+    def _fill(self, like: torch.Tensor, generator: torch.Generator | None, per_sample: bool = True) -> torch.Tensor:
+        if self.noise == 0:
             return torch.zeros_like(like)
         device = generator.device if generator is not None else like.device
         shape = like.shape if per_sample else (1, *like.shape[1:])
         noise = torch.randn(shape, generator=generator, device=device, dtype=like.dtype)
-        return (std * noise).to(like.device).expand_as(like)
+        return (self.noise * noise).to(like.device).expand_as(like)
 
     def image_state(self, z: torch.Tensor, generator: torch.Generator | None = None,
                     per_sample: bool = True) -> torch.Tensor:
@@ -60,11 +58,11 @@ class StateLayout:
     def mask_state(self, z: torch.Tensor, generator: torch.Generator | None = None,
                    source: torch.Tensor | None = None) -> torch.Tensor:
         """The state at ``t = 1`` for mask latents ``z`` ``(B, C, h, w)``: ``z`` itself, or ``[fill, z]``; with a
-        ``source`` (same shape: a painting of the mask, :mod:`semflow.flow.class_means`) ``[source + fill, z]``."""
+        ``source`` (same shape: a painting of the mask, :mod:`semflow.flow.class_means`) ``[source, z]``."""
         if not self.stacked:
             return z
-        image = self._fill(z, generator, std=self.image_noise)
-        return torch.cat([image if source is None else source.to(image.dtype) + image, z], dim=1)
+        image = self._fill(z, generator) if source is None else source.to(z.dtype)
+        return torch.cat([image, z], dim=1)
 
     def image_part(self, state: torch.Tensor) -> torch.Tensor:
         """The image latents of a state ``(B, C or 2C, h, w)``: what the codec decodes into an image."""
@@ -73,3 +71,8 @@ class StateLayout:
     def mask_part(self, state: torch.Tensor) -> torch.Tensor:
         """The mask latents of a state: what the codec decodes into a pseudo-mask."""
         return state.chunk(2, dim=1)[1] if self.stacked else state
+
+    def mean(self, values: torch.Tensor) -> torch.Tensor:
+        """The mean of per-element ``values`` ``(B, C or 2C, h, w)`` over a state, the image and mask parts weighing
+        equally (for a shared state, whose parts are the whole state, the plain mean)."""
+        return 0.5 * torch.mean(self.image_part(values)) + 0.5 * torch.mean(self.mask_part(values))

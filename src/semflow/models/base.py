@@ -22,14 +22,14 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, Iterable
 
 import torch
 from torch import nn
 
 from semflow._version import __version__
 from semflow.codecs import Codec, Posterior, codec_class, load_codec
-from semflow.config import METHODS, ModelConfig, from_dict, to_dict
+from semflow.config import METHODS, ModelConfig, from_dict, to_dict, upgrade
 from semflow.data.base import DatasetInfo
 from semflow.data.transforms import resize_image, resize_label
 from semflow.errors import SemflowInputError
@@ -52,6 +52,14 @@ FORMAT_VERSION = 1
 REGISTRY: dict[str, type[Segmenter]] = {}
 
 
+@dataclass(frozen=True)
+class TrainingTime:
+    """Where training stands at a step: ``step`` optimiser steps done of ``steps``."""
+
+    step: int = 0
+    steps: int = 1
+
+
 @dataclass
 class SegmentationOutput:
     """``labels``: int64 ``(B, H, W)`` at the input size; ``pseudo_mask``: float ``(B, 3, h, w)`` pixel
@@ -68,8 +76,6 @@ def make_palette(config: ModelConfig, info: DatasetInfo) -> Palette:
     """The palette a model config asks for, for the data set's classes."""
     if config.palette.kind == "spread":
         return Palette.spread(info.num_classes, ignore_index=info.ignore_index)
-    if config.palette.kind == "separated":
-        return Palette.separated(info.num_classes, ignore_index=info.ignore_index)
     return Palette(info.num_classes, k=config.palette.k, s=config.palette.s, ignore_index=info.ignore_index)
 
 
@@ -118,7 +124,9 @@ class Segmenter(nn.Module):
 
     The interface a method implements (a subclass gives ``method=`` in its class statement to register):
 
-    * :meth:`posterior_training_loss`: its loss on one batch (every method).
+    * :meth:`posterior_training_loss`: its loss on one batch (every method), given where training stands
+      (:class:`TrainingTime`); its objective is its own, set at construction from ``config``.
+    * :meth:`prepare_training`: what it needs from the training data before the first step (default nothing).
     * ``segment(images, steps, solver, return_trajectory, latents) -> SegmentationOutput`` where
       :attr:`can_segment` (the default): images to class maps, see :meth:`segment`.
     * ``synthesize(labels, steps, samples, seed, solver, generator) -> SynthesisOutput`` where
@@ -264,8 +272,7 @@ class Segmenter(nn.Module):
                 "codec_config": self.codec.get_config(),
                 "dataset": self.dataset.to_dict(),
                 "palette": {"num_classes": self.palette.num_classes, "k": self.palette.k, "s": self.palette.s,
-                            "ignore_index": self.palette.ignore_index,
-                            **({"slots": list(self.palette.slots)} if self.palette.slots is not None else {})},
+                            "ignore_index": self.palette.ignore_index},
                 "beta": self.beta,
             }
             extras = self.save_extras(tmp)
@@ -344,7 +351,8 @@ class Segmenter(nn.Module):
             raise SemflowInputError(f"{pickles[0]}: model folders load safetensors only; a pickle weight file "
                                     "could run code (convert it to .safetensors)")
         try:
-            config = from_dict(ModelConfig, meta["model"], "model", complete=True)
+            model_data = upgrade({"model": meta["model"]}, str(config_path), training=False)["model"]
+            config = from_dict(ModelConfig, model_data, "model", complete=True)
         except SemflowInputError as err:
             raise SemflowInputError(f"{config_path}: {err}") from None
         absent = [f.name for f in dataclasses.fields(DatasetInfo) if f.name not in meta["dataset"]]
@@ -377,7 +385,6 @@ class Segmenter(nn.Module):
         model = target(codec, network, config, dataset)
         model.load_extras(directory)
         saved = meta["palette"]
-        slots = None if model.palette.slots is None else list(model.palette.slots)
         if meta["beta"] != model.beta:
             raise SemflowInputError(f"{config_path}: beta {meta['beta']} differs from the {model.beta} that model.beta "
                                     f"gives; the file was edited (set model.beta, or retrain)")
@@ -386,13 +393,12 @@ class Segmenter(nn.Module):
             raise SemflowInputError(f"{config_path}: palette for {saved.get('num_classes')} classes (ignore "
                                     f"{saved.get('ignore_index')}), but the data set has {model.palette.num_classes} "
                                     f"(ignore {model.palette.ignore_index}); the file was edited")
-        if (saved.get("k"), saved.get("s"), saved.get("slots")) != (
-                model.palette.k, model.palette.s, slots):
+        if (saved.get("k"), saved.get("s"), saved.get("slots")) != (model.palette.k, model.palette.s, None):
             raise SemflowInputError(
-                f"{config_path}: trained with the palette k={saved.get('k')}, s={saved.get('s')}, slots="
-                f"{saved.get('slots')}, but this semflow draws these classes with k={model.palette.k}, "
-                f"s={model.palette.s}, slots={slots} (an old spread palette put a "
-                "class on the white ignore colour); retrain the model"
+                f"{config_path}: trained with the palette k={saved.get('k')}, s={saved.get('s')}"
+                + (f", slots={saved.get('slots')}" if saved.get("slots") is not None else "")
+                + f", but this semflow draws these classes with k={model.palette.k}, s={model.palette.s} (an old "
+                "spread palette put a class on the white ignore colour); retrain the model"
             )
         return model.eval()
 
@@ -406,10 +412,9 @@ class Segmenter(nn.Module):
         return self.codec.encode_image(images, sample=sample, generator=generator)
 
     def encode_masks(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Class maps ``(B, h, w)`` at the model size, perturbed (``model.perturbation``, amplitude ``beta``), to
-        latents (SemFlow's ``z1``)."""
+        """Class maps ``(B, h, w)`` at the model size, perturbed by ``U(-beta, beta)``, to latents (SemFlow's ``z1``)."""
         pseudo = self.palette.encode(labels)
-        noisy = perturb(pseudo, self.beta, generator=generator, shape=self.config.perturbation)
+        noisy = perturb(pseudo, self.beta, generator=generator)
         return self.codec.encode_mask(noisy / 255.0)
 
     def decode_pseudo_masks(self, z1: torch.Tensor) -> torch.Tensor:
@@ -432,14 +437,21 @@ class Segmenter(nn.Module):
         return SegmentationOutput(labels=labels, pseudo_mask=pseudo, trajectory=trajectory)
 
     # ------------------------------------------------------------------ what each method defines
+    def prepare_training(self, scenes: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]) -> str | None:
+        """Called by the training loop once, before the first step, with what a method may need from the training
+        data: ``scenes()`` yields batches ``(latents, labels)`` of up to 512 evenly spaced training scenes, each
+        whole (resized to the model size, no crop or flip): image latents ``(B, C, h, w)`` (the posterior mode, as
+        :meth:`encode_input` gives them) and class maps ``(B, H, W)``. Returns a line for the log, or ``None``
+        (nothing needed: the default, which never calls ``scenes``)."""
+        return None
+
     def training_loss(
         self,
         images: torch.Tensor,
         labels: torch.Tensor,
         trainable: nn.Module | None = None,
         generator: torch.Generator | None = None,
-        objective: ObjectiveConfig | None = None,
-        self_aligned: bool = False,
+        at: TrainingTime | None = None,
     ) -> torch.Tensor:
         """The method's loss on one batch (a scalar).
 
@@ -448,13 +460,11 @@ class Segmenter(nn.Module):
             labels: ``(B, h, w)`` class maps (ignore pixels are drawn white, as the authors do).
             trainable: the module to train (a distributed wrapper of :attr:`trainable`); default ours.
             generator: random source for everything the loss draws.
-            objective, self_aligned: SemFlow's training options (:class:`semflow.config.ObjectiveConfig`); the
-                baselines train with their papers' fixed losses (``train.objective`` is refused for them).
+            at: where training stands (a method's objective may change over training); default the start.
         """
         with torch.no_grad():
             posterior = self.codec.image_posterior(as_images(images))
-        return self.posterior_training_loss(posterior, labels, trainable=trainable, generator=generator,
-                                            objective=objective, self_aligned=self_aligned)
+        return self.posterior_training_loss(posterior, labels, trainable=trainable, generator=generator, at=at)
 
     def posterior_training_loss(
         self,
@@ -462,8 +472,7 @@ class Segmenter(nn.Module):
         labels: torch.Tensor,
         trainable: nn.Module | None = None,
         generator: torch.Generator | None = None,
-        objective: ObjectiveConfig | None = None,
-        self_aligned: bool = False,
+        at: TrainingTime | None = None,
     ) -> torch.Tensor:
         """:meth:`training_loss` from the image posterior instead of the images (for cached latents): the
         same loss, drawing ``z_image = mean + std * eps`` first from ``generator``.
@@ -473,11 +482,13 @@ class Segmenter(nn.Module):
             labels: ``(B, h, w)`` class maps at the model size.
             trainable: the module to train (a distributed wrapper of :attr:`trainable`); default ours.
             generator: random source for everything the loss draws.
+            at: where training stands; default the start.
         """
         raise NotImplementedError
 
     def segment(self, images: torch.Tensor, steps: int = 25, solver: str | None = None,
                 return_trajectory: bool = False, latents: torch.Tensor | None = None) -> SegmentationOutput:
-        """Segment images ``(B, 3, H, W)`` in ``[0, 1]``, any size, with ``steps`` steps of ``solver``
-        (``latents``: :meth:`encode_input` of ``images`` when already computed)."""
+        """Segment images ``(B, 3, H, W)`` in ``[0, 1]``, any size, with ``steps`` steps of ``solver`` (default
+        :attr:`default_solver`) into :class:`SegmentationOutput` (``latents``: :meth:`encode_input` of ``images``
+        when already computed). Only where :attr:`can_segment`."""
         raise NotImplementedError

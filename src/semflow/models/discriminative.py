@@ -12,13 +12,13 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from semflow.config import ModelConfig, ObjectiveConfig
+from semflow.config import ModelConfig
 from semflow.codecs import Codec, Posterior
 from semflow.data.base import DatasetInfo
 from semflow.errors import SemflowInputError
 from semflow.images import as_images
 from semflow.losses import cross_entropy_loss, labels_from_logits, logits_at
-from semflow.models.base import SegmentationOutput, Segmenter
+from semflow.models.base import SegmentationOutput, Segmenter, TrainingTime
 from semflow.data.transforms import resize_label
 
 
@@ -47,8 +47,7 @@ class DiscriminativeSegmenter(Segmenter, method="discriminative"):
         labels: torch.Tensor,
         trainable: nn.Module | None = None,
         generator: torch.Generator | None = None,
-        objective: ObjectiveConfig | None = None,
-        self_aligned: bool = False,
+        at: TrainingTime | None = None,
     ) -> torch.Tensor:
         """Mean cross-entropy over the labelled pixels of ``labels`` ``(B, h, w)`` (ignore pixels left out; ``0``
         for a batch with none), as a SemFlow class head is trained (:func:`semflow.losses.cross_entropy_loss`)."""

@@ -22,11 +22,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from semflow.codecs import Codec, Posterior
-from semflow.config import ModelConfig, ObjectiveConfig
+from semflow.config import ModelConfig
 from semflow.data.base import DatasetInfo
 from semflow.errors import SemflowInputError
 from semflow.images import as_images
-from semflow.models.base import SegmentationOutput, Segmenter
+from semflow.models.base import SegmentationOutput, Segmenter, TrainingTime
 from semflow.seeding import make_generator
 
 # diffusers' DDPM defaults (linear betas 1e-4..0.02 over 1000 steps) but for the two settings above.
@@ -88,8 +88,7 @@ class DiffusionSegmenter(Segmenter, method="dsm"):
         labels: torch.Tensor,
         trainable: nn.Module | None = None,
         generator: torch.Generator | None = None,
-        objective: ObjectiveConfig | None = None,
-        self_aligned: bool = False,
+        at: TrainingTime | None = None,
     ) -> torch.Tensor:
         """Epsilon-prediction MSE at ``k ~ U{0, ..., T-1}`` on one batch (``trainable``: the network to train,
         a distributed wrapper of :attr:`network`; default ours)."""

@@ -27,14 +27,14 @@ import torch
 from torch import nn
 
 from semflow.codecs import Codec, Posterior
-from semflow.config import ModelConfig, ObjectiveConfig, from_dict
+from semflow.config import ModelConfig, from_dict
 from semflow.data.base import DatasetInfo
 from semflow.data.transforms import resize_label
 from semflow.errors import SemflowInputError
 from semflow.flow.path import flow_matching_loss, sample_path, sample_time
 from semflow.flow.solver import STEPPERS, ODESolver, time_grid
 from semflow.flow.velocity import VelocityModel
-from semflow.models.base import Segmenter
+from semflow.models.base import Segmenter, TrainingTime
 from semflow.models.mask_input import one_hot_mask
 from semflow.models.semflow import SynthesisOutput
 from semflow.seeding import make_generator
@@ -131,8 +131,7 @@ class NoiseFlowSynthesizer(Segmenter, method="noise-flow"):
         labels: torch.Tensor,
         trainable: nn.Module | None = None,
         generator: torch.Generator | None = None,
-        objective: ObjectiveConfig | None = None,
-        self_aligned: bool = False,
+        at: TrainingTime | None = None,
     ) -> torch.Tensor:
         """The velocity MSE on one batch: ``||v(z_t, t | mask) - (eps - z0)||^2`` at ``t ~ U(0, 1)``.
 
@@ -143,7 +142,7 @@ class NoiseFlowSynthesizer(Segmenter, method="noise-flow"):
             labels: ``(B, h, w)`` class maps at the model size.
             trainable: the velocity module to train (a distributed wrapper of :attr:`velocity`); default ours.
             generator: random source of every draw.
-            objective, self_aligned: SemFlow's options; the rival trains with its fixed loss (ignored).
+            at: where training stands (the rival's loss is the same throughout).
         """
         velocity = self.velocity if trainable is None else trainable
         with torch.no_grad():

@@ -13,26 +13,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable, ClassVar, Iterable
 
 import torch
 from torch import nn
 
 from semflow.codecs import Codec, Posterior
-from semflow.config import ModelConfig, ObjectiveConfig, to_dict
+from semflow.config import ModelConfig
 from semflow.data.base import DatasetInfo
 from semflow.data.transforms import resize_label
 from semflow.errors import SemflowInputError
-from semflow.images import as_images
-from semflow.flow.class_head import HeadReader
+from semflow.flow.class_head import HeadMean
 from semflow.flow.class_means import SceneBank, class_means, paint
 from semflow.flow.path import sample_path, sample_time
 from semflow.flow.self_alignment import self_aligned_sample
 from semflow.flow.solver import SOLVERS, ODESolver, time_grid
 from semflow.flow.state import StateLayout
 from semflow.flow.velocity import VelocityModel
-from semflow.losses import class_loss, cross_entropy_loss
-from semflow.models.base import SegmentationOutput, Segmenter
+from semflow.images import as_images
+from semflow.losses import cross_entropy_loss
+from semflow.models.base import SegmentationOutput, Segmenter, TrainingTime
 from semflow.pseudomask.perturbation import perturb
 from semflow.seeding import make_generator
 
@@ -63,41 +63,25 @@ class SemFlowPipeline(Segmenter, method="semflow"):
 
     def __init__(self, codec: Codec, network: nn.Module, config: ModelConfig, dataset: DatasetInfo) -> None:
         super().__init__(codec, network, config, dataset)
-        self.velocity = VelocityModel(network, time_scale=config.time_scale, parameterization=config.parameterization,
+        self.velocity = VelocityModel(network, time_scale=config.time_scale,
                                       head_channels=self.head_channels(dataset, config))
-        self.layout = StateLayout(config.state, config.state_noise, config.state_image_noise)
-        self.known_end = config.condition == "known-end"
-        # model.image_source=class-means: the training scenes' class colours synthesis paints masks with (set by
-        # training, saved with the model; semflow.flow.class_means).
+        self.layout = StateLayout(config.state, config.state_noise)
+        self.objective = config.objective
+        # model.image_source=class-means: the training scenes' class colours synthesis paints masks with (collected
+        # by prepare_training, saved with the model; semflow.flow.class_means).
         self.scenes: SceneBank | None = None
 
     @classmethod
     def network_channels(cls, codec: Codec, dataset: DatasetInfo, config: ModelConfig) -> tuple[int, int]:
-        """States in; velocities (``C``) or both ends (``2C``, ``model.parameterization=endpoints``) out; a
-        ``stacked`` state has twice the latent channels."""
+        """States in; velocities out, and ``K`` class logits with a head; a ``stacked`` state has twice the latent
+        channels."""
         channels = StateLayout(config.state).channels(codec.latent_channels)
-        extra = 2 * codec.latent_channels if config.condition == "known-end" else 0
-        flow = 2 * channels if config.parameterization == "endpoints" else channels
-        return channels + extra, flow + cls.head_channels(dataset, config)
+        return channels, channels + cls.head_channels(dataset, config)
 
     @staticmethod
     def head_channels(dataset: DatasetInfo, config: ModelConfig) -> int:
         """The class head's logits per pixel: ``K`` under ``model.readout=head``, else 0."""
         return dataset.num_classes if config.readout == "head" else 0
-
-    def known_end_condition(self, image: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The network's extra input under ``model.condition=known-end``: ``[image latents, mask latents]``
-        ``(B, 2C, h, w)``, the end a solve does not start from left at zeros (give one of them)."""
-        like = image if image is not None else mask
-        assert like is not None
-        return torch.cat([like if image is not None else torch.zeros_like(like),
-                          like if mask is not None else torch.zeros_like(like)], dim=1)
-
-    def _field(self, condition: torch.Tensor | None):
-        """``v(z, t)`` for the solver: the velocity model, with the known end fed to every call where asked."""
-        if condition is None:
-            return self.velocity
-        return lambda z, t: self.velocity(z, t, condition=condition)
 
     @property
     def trainable(self) -> nn.Module:
@@ -151,97 +135,76 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             self.scenes = SceneBank.load(directory, self.palette.num_classes, self.codec.latent_channels)
 
     # ------------------------------------------------------------------ training objective
+    def prepare_training(self, scenes: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]) -> str | None:
+        """Collect the scene bank synthesis draws from (``model.image_source=class-means``): the class means of the
+        training scenes ``scenes()`` yields (:meth:`Segmenter.prepare_training`)."""
+        if self.config.image_source != "class-means":
+            return None
+        means, present = [], []
+        for latents, labels in scenes():
+            m, p = class_means(latents.float(), labels, self.palette.num_classes)
+            means.append(m.cpu())
+            present.append(p.cpu())
+        self.scenes = SceneBank(torch.cat(means), torch.cat(present))
+        return f"collected the class colours of {self.scenes.means.shape[0]} training scene(s) for synthesis"
+
+    @torch.no_grad()
+    def training_ends(self, posterior: Posterior, labels: torch.Tensor,
+                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each pair's path ends ``z0`` (the image state) and ``z1`` (the mask state), ``(B, C', h, w)``.
+
+        Draws from ``generator``, in this order: the image latents ``mean + std * eps``, a ``stacked`` state's fill
+        of the mask part, the mask's perturbation, and (``image_source=fill``) the image part's fill; with
+        ``class-means`` the image part at the mask end is the mask painted with its own image's class means.
+        """
+        image = posterior.sample(generator)
+        z0 = self.layout.image_state(image, generator)
+        mask = self.encode_masks(labels, generator=generator)
+        source = None
+        if self.config.image_source == "class-means":
+            source = paint(labels, class_means(image, labels, self.palette.num_classes)[0], image.shape[-2:])
+        return z0, self.layout.mask_state(mask, generator, source=source)
+
+    def aligned_count(self, batch: int, at: TrainingTime | None) -> int:
+        """How many samples of a batch come from the model's own solves: ``self_align_share`` of it in the last
+        ``self_align_fraction`` of the training steps, else none."""
+        fraction = self.objective.self_align_fraction
+        if at is None or not fraction or at.step < at.steps * (1 - fraction):
+            return 0
+        return round(self.objective.self_align_share * batch)
+
     def posterior_training_loss(
         self,
         posterior: Posterior,
         labels: torch.Tensor,
         trainable: nn.Module | None = None,
         generator: torch.Generator | None = None,
-        objective: ObjectiveConfig | None = None,
-        self_aligned: bool = False,
+        at: TrainingTime | None = None,
     ) -> torch.Tensor:
-        """The SemFlow loss; with the default ``objective``, the paper's: MSE between ``v(z_t, t)`` and
-        ``z1 - z0`` at ``t ~ U(0, 1)``.
-
-        Draws ``z0 = mean + std * eps``, then the perturbation of ``z1`` (and a ``stacked`` state's fills) and
-        ``t`` from ``generator`` in that order, so a posterior cached from the same images gives the same loss
-        as :meth:`training_loss`.
+        """The SemFlow loss (:attr:`objective`); with the default objective, the paper's: MSE between ``v(z_t, t)``
+        and ``z1 - z0`` at ``t ~ U(0, 1)``.
 
         Args:
             posterior: ``codec.image_posterior(images)``: ``mean`` and ``std`` of shape ``(B, C, h/f, w/f)``.
             labels: ``(B, h, w)`` class maps at the model size.
             trainable: the velocity module to train (a distributed wrapper of :attr:`velocity`); default ours.
-            generator: random source for the posterior sample, the perturbation and ``t``.
-            objective: time sampling, the class-aware term, the endpoint weights (:class:`ObjectiveConfig`).
-            self_aligned: train at states of the model's own solves (:mod:`semflow.flow.self_alignment`)
-                instead of points of the straight path.
+            generator: random source: the ends (:meth:`training_ends`), then ``t``, then the self-aligned solves.
+            at: where training stands: the self-aligned phase is the last ``self_align_fraction`` of the steps.
         """
-        objective = ObjectiveConfig() if objective is None else objective
-        velocity = self.velocity if trainable is None else trainable
-        with torch.no_grad():
-            image = posterior.sample(generator)
-            z0 = self.layout.image_state(image, generator)
-            mask = self.encode_masks(labels, generator=generator)
-            source = None
-            if self.config.image_source == "class-means":  # the mask painted with its own image's class means
-                source = paint(labels, class_means(image, labels, self.palette.num_classes)[0], image.shape[-2:])
-            z1 = self.layout.mask_state(mask, generator, source=source)
-        # The first ``aligned`` samples come from the model's own solves, the rest from the straight path.
-        aligned = round(objective.self_align_share * z0.shape[0]) if self_aligned else 0
-        t = sample_time(z0.shape[0] - aligned, z0.device, generator, **to_dict(objective.time))
+        o, velocity = self.objective, self.velocity if trainable is None else trainable
+        z0, z1 = self.training_ends(posterior, labels, generator)
+        aligned = self.aligned_count(z0.shape[0], at)
+        t = sample_time(z0.shape[0] - aligned, z0.device, generator, o.t0_mass, o.t1_mass)
         z_t = sample_path(z0[aligned:], z1[aligned:], t).z_t
-        condition = None
-        if self.known_end:
-            # Each sample is a segmentation (the image known) or a synthesis (the mask known): at t = 0, where only
-            # segmentation starts, the former; at t = 1 the latter; in between half and half. The model's own
-            # solves run from the image end for their first half and from the mask end for the rest.
-            segmenting = torch.rand(z0.shape[0], device=z0.device, generator=generator) < 0.5
-            segmenting[aligned:] = (t == 0) | (segmenting[aligned:] & (t < 1))
-            segmenting[:aligned] = torch.arange(aligned, device=z0.device) < aligned // 2
-            keep = segmenting.view(-1, 1, 1, 1).to(image.dtype)
-            condition = torch.cat([image * keep, mask * (1 - keep)], dim=1)
-        if aligned:
-            half = aligned // 2
-            forward = backward = velocity
-            if condition is not None:
-                c = condition[:aligned]
-                forward = lambda z, t: velocity(z, t, condition=c[:half])  # noqa: E731
-                backward = lambda z, t: velocity(z, t, condition=c[half:])  # noqa: E731
-            project = None
-            if objective.self_align_solver == "snap":
-                # The states of the model's own snap solves, projected as segment() projects. (The solve needs no
-                # gradient, so the head reads through the unwrapped velocity module.)
-                head = None
-                if self.velocity.head_channels:
-                    forward = head = HeadReader(self.velocity, None if condition is None else condition[:half])
-                project = self._projection(head)
-            own = self_aligned_sample(forward, z0[:aligned], z1[:aligned], objective.self_align_steps, generator,
-                                      backward_velocity=backward, project=project)
+        if aligned:  # the first samples at states of the model's own solves (semflow.flow.self_alignment)
+            own = self_aligned_sample(velocity, z0[:aligned], z1[:aligned], o.self_align_steps, generator)
             t, z_t = torch.cat([own.t, t]), torch.cat([own.z_t, z_t])
             z0, z1 = torch.cat([own.z0, z0[aligned:]]), torch.cat([own.z1, z1[aligned:]])
-        # The network's own dtype: a no-op under autocast, a cast where a wrapper keeps bf16 weights (DeepSpeed).
-        z_t = z_t.to(next(velocity.parameters()).dtype)
-        # Through the module's own forward (what a distributed wrapper intercepts); one network call either way.
-        extra = {} if condition is None else {"condition": condition}  # the paper's call unchanged without one
-        end0, end1, v, logits = velocity(z_t, t, ends=True, **extra)
-        if self.config.parameterization == "endpoints":
-            w = objective.image_weight
-            loss = 2 * (w * torch.mean((end0.float() - z0.float()) ** 2)
-                        + (1 - w) * torch.mean((end1.float() - z1.float()) ** 2))
-        else:
-            # The velocity MSE, its image and mask parts weighted by image_weight. A shared state's two parts are
-            # the whole state, so this is the paper's plain mean for it (exactly: w m + (1 - w) m = m at w = 0.5),
-            # and for a stacked one at w = 0.5.
-            error = (v.float() - (z1 - z0).float()) ** 2
-            w = objective.image_weight
-            loss = w * torch.mean(self.layout.image_part(error)) + (1 - w) * torch.mean(self.layout.mask_part(error))
-        if logits is not None:
-            # The class head (model.readout=head): the mask end's classes from every training state.
+        # One call through the module's forward (what a distributed wrapper intercepts), in the network's dtype.
+        v, _, _, logits = velocity(z_t.to(next(velocity.parameters()).dtype), t, full=True)
+        loss = self.layout.mean((v.float() - (z1 - z0).float()) ** 2)
+        if logits is not None:  # the class head: the mask end's classes from every training state
             loss = loss + cross_entropy_loss(logits, labels, self.palette.ignore_index)
-        if objective.class_weight:
-            colors = self.codec.decode(self.layout.mask_part(end1))
-            loss = loss + objective.class_weight * class_loss(
-                colors, labels, self.palette.colors / 255.0, objective.class_tau, self.palette.ignore_index)
         return loss
 
     # ------------------------------------------------------------------ inference
@@ -259,14 +222,6 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         mask = self.codec.encode_mask((self.palette.encode(labels) / 255.0).to(device=state.device, dtype=state.dtype))
         return torch.cat([self.layout.image_part(state), mask], dim=1) if self.layout.stacked else mask
 
-    def _projection(self, head: HeadReader | None):
-        """The ``snap`` solver's projection of a predicted end: onto the palette colours of the classes the head
-        has read so far (the mean of its calls, this one included), or (no head) of each pixel's nearest palette
-        colour."""
-        if head is None:
-            return self.snap_to_palette
-        return lambda end: self._with_mask_of(end, head.labels(self.size))
-
     @torch.no_grad()
     def segment(
         self, images: torch.Tensor, steps: int = 25, solver: str | None = None, return_trajectory: bool = False,
@@ -278,12 +233,14 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             images: ``(B, 3, H, W)`` float in ``[0, 1]``, any size (resized to the model size and back).
             steps: number of solver steps ``N >= 1`` from ``t = 0`` to ``t = 1``.
             solver: ``euler`` (the paper; the default), ``heun``, ``midpoint`` or ``snap`` (Euler steps towards
-                the predicted mask snapped to the palette: :mod:`semflow.flow.solver`).
+                the predicted mask end projected onto palette colours: :mod:`semflow.flow.solver`).
             return_trajectory: also return the decoded pseudo-mask at the start and after every step.
             latents: :meth:`encode_input` of ``images``, when already computed (scoring several step counts).
 
         With ``model.readout=head`` the labels are the argmax of the head's class probabilities averaged over the
-        solve's network calls (:mod:`semflow.flow.class_head`); ``pseudo_mask`` is the decoded final state either way.
+        solve's network calls (:class:`~semflow.flow.class_head.HeadMean`), and ``snap`` projects onto the palette
+        colours of the classes read at each call; without a head, onto each pixel's nearest palette colour.
+        ``pseudo_mask`` is the decoded final state either way.
         """
         solver = self.check_solver(solver)
         images = as_images(images)
@@ -292,12 +249,21 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         # deterministic and an image's labels do not depend on its batch.
         z0 = self.layout.image_state(image, make_generator(0) if self.layout.noise else None, per_sample=False)
         in_size = (int(images.shape[-2]), int(images.shape[-1]))
-        condition = self.known_end_condition(image=image) if self.known_end else None
-        head = HeadReader(self.velocity, condition) if self.velocity.head_channels else None
-        out = ODESolver(self._field(condition) if head is None else head).sample(
+        head = HeadMean() if self.velocity.head_channels else None
+
+        def predict(z: torch.Tensor, t: torch.Tensor):
+            prediction = self.velocity.predict(z, t)
+            if head is not None:
+                head.add(prediction.logits)
+            return prediction
+
+        def far_end(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            end = predict(z, t).z1  # the mask end this call implies, projected onto the classes read
+            return self.snap_to_palette(end) if head is None else self._with_mask_of(end, head.labels(self.size))
+
+        out = ODESolver(lambda z, t: predict(z, t).velocity).sample(
             z0, time_grid(steps, device=z0.device), method=solver, return_trajectory=return_trajectory,
-            project=self._projection(head),
-        )
+            far_end=far_end)
         trajectory = None
         if out.trajectory is not None:
             trajectory = torch.stack([self.decode_pseudo_masks(self.layout.mask_part(z)).float()
@@ -334,7 +300,7 @@ class SemFlowPipeline(Segmenter, method="semflow"):
                 other masks of the batch (as diffusers pipelines treat a list of generators).
             colors: ``model.image_source=class-means`` only: the class colours to paint the masks with, ``(B or 1,
                 K + 1, C)`` as :meth:`scene_colors` returns them, instead of a training scene drawn per sample (the
-                samples of a mask then differ by the fill alone).
+                samples of a mask then differ by the perturbation alone).
         """
         solver = self.check_solver(solver)
         if labels.dim() != 3:
@@ -350,9 +316,8 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         repeated = small.repeat_interleave(samples, dim=0)  # (B*K, h, w), mask b's samples adjacent
         pseudo = self.palette.encode(repeated)
         # On the CPU: device-independent seeds. Mask b's perturbations (and fills) come from its own generator.
-        shape = self.config.perturbation
         generators = generator if isinstance(generator, list) else [generator] * labels.shape[0]
-        noisy = torch.cat([perturb(p_b, self.beta, generator=g, shape=shape)
+        noisy = torch.cat([perturb(p_b, self.beta, generator=g)
                            for p_b, g in zip(pseudo.split(samples), generators)])
         mask = self.codec.encode_mask((noisy / 255.0).to(device=p.device, dtype=p.dtype))
         z1 = mask
@@ -373,8 +338,7 @@ class SemFlowPipeline(Segmenter, method="semflow"):
                                         f"one starts synthesis from model.image_source={self.config.image_source}")
             z1 = torch.cat([self.layout.mask_state(z_b, g, source=s_b)
                             for z_b, g, s_b in zip(mask.split(samples), generators, source)])
-        field = self._field(self.known_end_condition(mask=mask) if self.known_end else None)
-        out = ODESolver(field).sample(z1, time_grid(steps, reverse=True, device=z1.device), method=solver)
+        out = ODESolver(self.velocity).sample(z1, time_grid(steps, reverse=True, device=z1.device), method=solver)
         images = self.codec.decode(self.layout.image_part(out.z)).float().clamp(0, 1)
         return SynthesisOutput(images=images.reshape(labels.shape[0], samples, *images.shape[1:]))
 

@@ -30,11 +30,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from semflow.codecs import Codec, Posterior
-from semflow.config import ModelConfig, ObjectiveConfig, from_dict
+from semflow.config import ModelConfig, from_dict
 from semflow.data.base import DatasetInfo
 from semflow.data.transforms import resize_label
 from semflow.errors import SemflowInputError
-from semflow.models.base import Segmenter
+from semflow.models.base import Segmenter, TrainingTime
 from semflow.models.mask_input import one_hot_mask
 from semflow.models.noise_flow import mask_generators
 from semflow.models.semflow import SynthesisOutput
@@ -145,8 +145,7 @@ class SpadeSynthesizer(Segmenter, method="spade"):
         labels: torch.Tensor,
         trainable: nn.Module | None = None,
         generator: torch.Generator | None = None,
-        objective: ObjectiveConfig | None = None,
-        self_aligned: bool = False,
+        at: TrainingTime | None = None,
     ) -> torch.Tensor:
         """Discriminator hinge + generator hinge + ``feature_matching`` x feature matching, each term reaching only
         its own player's weights (module docstring).
@@ -156,7 +155,7 @@ class SpadeSynthesizer(Segmenter, method="spade"):
             labels: ``(B, h, w)`` class maps at the model size.
             trainable: the network to train (a distributed wrapper of :attr:`network`); default ours.
             generator: random source of the posterior sample and the noise.
-            objective, self_aligned: SemFlow's options; the rival trains with its fixed loss (ignored).
+            at: where training stands (the rival's loss is the same throughout).
         """
         terms = self.losses(posterior, labels, trainable, generator)
         return terms.discriminator + terms.adversarial + self.options.feature_matching * terms.feature_matching

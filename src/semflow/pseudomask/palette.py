@@ -37,15 +37,12 @@ class Palette:
         k: digits base; must satisfy ``C <= k**3``.
         s: colour step in pixel levels; must satisfy ``s * (k - 1) <= 255``.
         ignore_index: label drawn white and never predicted (``None``: the data set has none).
-        slots: the grid point of each class, ``C`` distinct numbers in ``0 .. k**3 - 1`` whose base-``k`` digits
-            give its colour (``None``: class ``c`` at point ``c``, the paper's rule). See :meth:`separated`.
     """
 
     num_classes: int
     k: int = 6
     s: int = 50
     ignore_index: int | None = None
-    slots: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.k < 2:
@@ -61,17 +58,7 @@ class Palette:
             raise SemflowInputError(
                 f"palette: k={self.k} holds at most k^3={self.k**3} classes, but num_classes={self.num_classes}"
             )
-        if self.slots is not None:
-            slots = tuple(self.slots)
-            if len(slots) != self.num_classes or len(set(slots)) != len(slots) or not all(
-                    isinstance(i, int) and 0 <= i < self.k**3 for i in slots):
-                raise SemflowInputError(f"palette: slots={list(slots)[:12]}; expected {self.num_classes} distinct "
-                                        f"grid points in 0..{self.k**3 - 1}")
-            if self.s * (self.k - 1) == IGNORE_COLOR[0] and self.k**3 - 1 in slots:
-                raise SemflowInputError(f"palette: slot {self.k**3 - 1} is white {IGNORE_COLOR}, the colour of "
-                                        "ignored pixels; expected slots that keep white free")
-            object.__setattr__(self, "slots", slots)
-        elif self.num_classes == self.k**3 and self.s * (self.k - 1) == IGNORE_COLOR[0]:
+        if self.num_classes == self.k**3 and self.s * (self.k - 1) == IGNORE_COLOR[0]:
             raise SemflowInputError(
                 f"palette: k={self.k}, s={self.s} draws class {self.num_classes - 1} white {IGNORE_COLOR}, the colour of "
                 "ignored pixels; expected a palette that keeps white free (a smaller s, or a larger k)"
@@ -92,35 +79,14 @@ class Palette:
             k += 1
         return cls(num_classes=num_classes, k=k, s=255 // (k - 1), ignore_index=ignore_index)
 
-    @classmethod
-    def separated(cls, num_classes: int, ignore_index: int | None = None) -> Palette:
-        """The spread palette's grid (same ``k`` and ``s``), with the classes on the grid points that lie farthest
-        apart (:func:`separated_slots`), not on the first ``C`` points.
-
-        The first ``C`` points of a grid fill its low planes first: with ``k = 3`` CamVid's 11 classes would put
-        9 in the plane ``R = 0``, each 127 levels from its neighbours, with the plane's centre among them. Spread
-        over corners and face centres, the nearest two are 180 levels apart and no class sits where the average
-        of two others falls."""
-        grid = cls.spread(num_classes, ignore_index=ignore_index)
-        return cls(num_classes=num_classes, k=grid.k, s=grid.s, ignore_index=ignore_index,
-                   slots=separated_slots(num_classes, grid.k))
-
     @property
     def colors(self) -> torch.Tensor:
         """Palette colours of the real classes, shape ``(C, 3)``, float pixel levels in ``[0, 255]``."""
-        c = torch.arange(self.num_classes) if self.slots is None else torch.tensor(self.slots)
+        c = torch.arange(self.num_classes)
         m0 = c // self.k**2
         m1 = (c - m0 * self.k**2) // self.k
         m2 = c - m0 * self.k**2 - m1 * self.k
         return (torch.stack([m0, m1, m2], dim=1) * self.s).float()
-
-    @property
-    def min_distance(self) -> float:
-        """Smallest distance between two class colours (pixel levels): ``s`` for the paper's rule, at least ``s``
-        with :attr:`slots` (one class: ``s``)."""
-        if self.slots is None or self.num_classes < 2:
-            return float(self.s)
-        return float(torch.pdist(self.colors).min())
 
     def encode(self, labels: torch.Tensor) -> torch.Tensor:
         """Render class maps as pseudo-masks.
@@ -174,35 +140,3 @@ class Palette:
             dist = colors_sq - 2.0 * chunk @ colors.T
             out[start : start + _CHUNK] = dist.argmin(dim=1)
         return out.reshape(*lead, h, w)
-
-
-def separated_slots(num_classes: int, k: int) -> tuple[int, ...]:
-    """``num_classes`` points of the ``k x k x k`` grid, as far apart as a greedy pass can put them.
-
-    For each candidate spacing ``d``, from the largest distance on the grid down, points are taken in a fixed
-    order (farthest from the cube's centre first; never the all-``k-1`` corner, white, the ignore colour, unless
-    every point is needed) whenever they are at least ``d`` from every point already taken; the first ``d`` that yields
-    ``num_classes`` points wins. Deterministic: a function of ``(num_classes, k)`` alone, so a saved model
-    rebuilds it. Returns grid indices ``m0 * k^2 + m1 * k + m2``, class ``c`` at the ``c``-th.
-    """
-    if not 1 <= num_classes <= k**3:
-        raise SemflowInputError(f"palette: {num_classes} classes do not fit a grid of k={k} (k^3={k**3} points)")
-    index = torch.arange(k**3)
-    digits = torch.stack([index // k**2, index // k % k, index % k], dim=1).float()
-    centre = (k - 1) / 2
-    away = ((digits - centre) ** 2).sum(1)
-    # The all-(k-1) corner is white (or a level from it) and ignored pixels are drawn white: left out unless
-    # every point is needed.
-    points = range(k**3) if num_classes == k**3 else range(k**3 - 1)
-    order = sorted(points, key=lambda i: (-float(away[i]), i))
-    distances = torch.cdist(digits, digits)
-    for d in sorted({round(float(v), 6) for v in distances.unique()}, reverse=True):
-        taken: list[int] = []
-        nearest = torch.full((k**3,), float("inf"))  # each point's distance to the nearest point taken
-        for i in order:
-            if nearest[i] >= d - 1e-6:
-                taken.append(i)
-                if len(taken) == num_classes:
-                    return tuple(taken)
-                nearest = torch.minimum(nearest, distances[i])
-    raise AssertionError("unreachable: spacing 0 takes every point")

@@ -28,26 +28,17 @@ def check_beta(beta: float, s: float) -> None:
         )
 
 
-def perturb(
-    pseudo_mask: torch.Tensor, beta: float, generator: torch.Generator | None = None, shape: str = "uniform"
-) -> torch.Tensor:
-    """Add bounded noise of amplitude ``beta`` to every pixel and channel.
+def perturb(pseudo_mask: torch.Tensor, beta: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Add ``U(-beta, beta)`` to every pixel and channel.
 
     Args:
         pseudo_mask: ``(..., 3, H, W)`` float, pixel levels ``[0, 255]``.
         beta: amplitude in pixel levels: no pixel moves by more than ``beta`` in any channel.
         generator: random source (``None``: torch's global one).
-        shape: ``uniform`` (the paper: ``U(-beta, beta)``) or ``gaussian`` (``N(0, (beta/2)^2)`` clipped to
-            ``[-beta, beta]``: most of its mass near the palette colour, the same bound).
 
     Returns:
         Tensor of the same shape, pixel levels (not clipped to ``[0, 255]``: that would skew the noise at the
         extremes).
     """
-    like = {"generator": generator, "device": pseudo_mask.device, "dtype": pseudo_mask.dtype}
-    if shape == "gaussian":
-        return pseudo_mask + (0.5 * torch.randn(pseudo_mask.shape, **like)).clamp(-1.0, 1.0) * beta
-    if shape != "uniform":
-        raise SemflowInputError(f"perturbation shape {shape!r}; expected uniform or gaussian")
-    noise = torch.rand(pseudo_mask.shape, **like)
+    noise = torch.rand(pseudo_mask.shape, generator=generator, device=pseudo_mask.device, dtype=pseudo_mask.dtype)
     return pseudo_mask + (2.0 * noise - 1.0) * beta

@@ -36,14 +36,14 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from semflow.codecs import Posterior
-from semflow.config import RunConfig, from_dict, save_json, to_dict
+from semflow.config import RunConfig, from_dict, save_json, to_dict, upgrade
 from semflow.data import open_dataset
 from semflow.data.base import SegmentationDataset
 from semflow.data.cache import DecodedCache
 from semflow.data.paired import BAD_FILES, PairedDataset, report_bad_files
 from semflow.data.transforms import TRAIN_SCALE
 from semflow.errors import SemflowInputError, SemflowOutputError
-from semflow.models.base import CODEC_DIR, CONFIG_NAME, NETWORK_DIR, Segmenter
+from semflow.models.base import CODEC_DIR, CONFIG_NAME, NETWORK_DIR, Segmenter, TrainingTime
 from semflow.outputs import FolderLock, check_output_folder, write_failure
 from semflow.training.checkpoint import (
     CHECKPOINTS_DIR, Progress, identity_differences, list_checkpoints, load_extra_state, resolve_resume, run_identity,
@@ -52,7 +52,7 @@ from semflow.training.checkpoint import (
 from semflow.training.data import CachedPairs, TrainingPairs
 from semflow.training.history import LOSS_FILE, Row, read_loss, write_loss
 from semflow.training.latents import build_posterior_cache
-from semflow.training.scenes import collect_scenes, scenes_from_cache
+from semflow.training.scenes import cached_scenes, dataset_scenes
 from semflow.training.launcher import all_succeeded, make_accelerator, resolve_precision
 
 TRAIN_CONFIG_FILE = "train_config.json"
@@ -152,8 +152,8 @@ def claim_folder(out: Path, identity: dict[str, Any], overwrite: bool, is_main: 
         other = f"checkpoints of a run (newest {checkpoints[-1].name}); continue it with --resume latest"
     elif saved.is_file():
         try:
-            previous = run_identity(from_dict(RunConfig, json.loads(saved.read_text())))
-        except (OSError, ValueError, TypeError):
+            previous = run_identity(from_dict(RunConfig, upgrade(json.loads(saved.read_text()), str(saved))))
+        except (OSError, ValueError, TypeError, SemflowInputError):
             previous = None
         if previous != identity:
             differ = identity_differences(previous, identity) if previous is not None else ["unreadable"]
@@ -223,12 +223,11 @@ def _setup(config: RunConfig, out: Path, dataset: SegmentationDataset | None, re
         pairs = CachedPairs(cache, tc.seed, tc.augment)
     else:
         pairs = TrainingPairs(dataset, model.size, tc.seed, tc.augment)
-    if config.model.image_source == "class-means":
-        began = time.perf_counter()
-        model.scenes = (scenes_from_cache(pairs.cache, model.palette.num_classes) if isinstance(pairs, CachedPairs)
-                        else collect_scenes(model, dataset))  # type: ignore[attr-defined, arg-type]
-        accelerator.print(f"collected the class colours of {model.scenes.means.shape[0]} training scene(s) for "
-                          f"synthesis in {time.perf_counter() - began:.1f} s")
+    began = time.perf_counter()
+    message = model.prepare_training(cached_scenes(pairs.cache) if isinstance(pairs, CachedPairs)
+                                     else dataset_scenes(model, dataset))
+    if message:
+        accelerator.print(f"{message} in {time.perf_counter() - began:.1f} s")
     loader = DataLoader(pairs, batch_size=tc.batch_size, shuffle=True, drop_last=len(pairs) >= tc.batch_size,
                         num_workers=tc.num_workers)
     lr_factor = accelerator.num_processes * tc.gradient_accumulation_steps if tc.scale_lr else 1
@@ -290,18 +289,15 @@ def train_step(run: Run, batch: Any) -> torch.Tensor:
     accumulation cycle, the clipped optimiser and schedule step. Returns the loss, detached."""
     tc, accelerator = run.config.train, run.accelerator
     generator = run.progress.noise_for(run.noise, tc.seed, accelerator.process_index)
-    # The self-aligned phase is the last train.objective.self_align_fraction of the steps.
-    options = {"objective": tc.objective,
-               "self_aligned": run.progress.step >= tc.steps * (1 - tc.objective.self_align_fraction)
-               and tc.objective.self_align_fraction > 0}
+    at = TrainingTime(run.progress.step, tc.steps)
     with accelerator.accumulate(run.trained), accelerator.autocast():
         if tc.cache_latents:
             mean, std, labels = batch
             loss = run.model.posterior_training_loss(Posterior(mean, std), labels, trainable=run.trained,
-                                                     generator=generator, **options)
+                                                     generator=generator, at=at)
         else:
             images, labels = batch
-            loss = run.model.training_loss(images, labels, trainable=run.trained, generator=generator, **options)
+            loss = run.model.training_loss(images, labels, trainable=run.trained, generator=generator, at=at)
         accelerator.backward(loss)
         if accelerator.sync_gradients and tc.grad_clip > 0:
             accelerator.clip_grad_norm_(run.trained.parameters(), tc.grad_clip)

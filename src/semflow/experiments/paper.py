@@ -1,4 +1,4 @@
-"""``semflow bench paper``: train (or reuse) SemFlow, DSM and a discriminative model on one data set with one
+"""``semflow bench paper``'s experiment: train (or reuse) SemFlow, DSM and a discriminative model on one data set with one
 backbone and budget, and write the analogs of the paper's Table 1 (segmentation and synthesis) and Table 2
 (mIoU against sampling steps) as Markdown, JSON and a plot.
 
@@ -16,20 +16,19 @@ OUT/paper.json, OUT/paper.png and OUT/synthesis.png are the results.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import shlex
 import time
 from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
+from tqdm.auto import tqdm
 
-from semflow.cli.common import add_device_arg, parse_steps, positive_int, seed_int
-from semflow.cli.judge import add_judge_args
 from semflow.errors import SemflowInputError
-from semflow.config import PALETTES
+from semflow.experiments.judge import JudgeOptions
 from semflow.io import write_image
 
 # The demo's UNet (0.7M parameters): small enough for the four models on 2 CPU cores at 48x64 (three took well
@@ -52,50 +51,42 @@ SAMPLERS = (("semflow", "euler"), ("semflow", "heun"), ("semflow", "snap"), ("se
 SYNTHESIS = ("semflow", "semflow-paper", "noise-flow", "spade")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("paper", help="Tables 1 and 2 of the paper on a data set (trains four models)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="data set SPEC (shapes, camvid:PATH, ...)")
-    p.add_argument("--out", required=True, type=Path, help="output folder (models, paper.md, paper.json, paper.png)")
-    p.add_argument("--size", type=positive_int, nargs=2, metavar=("H", "W"), default=[48, 64],
-                   help="model size in pixels (default 48 64)")
-    p.add_argument("--train-steps", type=positive_int, default=1000, help="optimiser steps per model (default 1000)")
-    p.add_argument("--batch-size", type=positive_int, default=8, help="training batch size (default 8)")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate, all models (default 1e-3)")
-    p.add_argument("--codec", help="codec kind (default: the kind the --codec-path weights hold, else pixel)")
-    p.add_argument("--codec-path", help="local weights of a latent codec (its kind is read off the files)")
-    p.add_argument("--palette", choices=list(PALETTES), default="spread",
-                   help="pseudo-mask palette of every model, both SemFlow presets included (default spread; the "
-                        "paper's is authors with k=6, s=50)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="any config value for all four runs, e.g. --set model.network_args.layers_per_block=2")
-    p.add_argument("--steps", default="1,2,5,10,25,50", help="Table 2's step counts (default 1,2,5,10,25,50)")
-    p.add_argument("--table1-steps", type=positive_int, default=25,
-                   help="steps for Table 1's segmentation and synthesis (default 25; DSM uses the most of --steps)")
-    p.add_argument("--split", default=None, help="split to score (default test, or the data set's last)")
-    p.add_argument("--test-images", type=int, default=0,
-                   help="score this many evenly spaced images of the split (default 0: all)")
-    p.add_argument("--samples", type=positive_int, default=2, help="images synthesized per mask (default 2)")
-    p.add_argument("--fid-weights", help="Inception weights for FID (optional extra semflow[metrics])")
-    p.add_argument("--lpips-weights", help="AlexNet backbone weights for LPIPS (optional extra semflow[metrics])")
-    p.add_argument("--no-fid", action="store_true", help="skip FID/LPIPS even where their weights are found")
-    add_judge_args(p)
-    p.add_argument("--pretrained-judge-size", type=positive_int, nargs=2, metavar=("H", "W"),
-                   help="resolution the --judge-weights release segments at in its extra column (default: the "
-                        "judge's; the CamVid release was trained at 360 480)")
-    p.add_argument("--seed", type=seed_int, default=0, help="random seed (training and sampling)")
-    p.add_argument("--batch-size-eval", type=positive_int, default=16, help="images per forward pass when scoring")
-    p.add_argument("--num-workers", type=int, default=0, help="data loader worker processes")
-    p.add_argument("--retrain", action="store_true", help="train again even where OUT/models/MODEL matches")
-    p.add_argument("--train-only", nargs="+", choices=list(MODELS), metavar="MODEL",
-                   help=f"train (or reuse) only these models ({', '.join(MODELS)}) and stop: a later run with the "
-                        "same options reuses them")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    add_device_arg(p)
-    p.set_defaults(func=run)
+@dataclass
+class PaperOptions(JudgeOptions):
+    """What defines a ``bench paper`` run (the command's flags): data, output folder, the shared training budget
+    (``size``, ``train_steps``, ``batch_size``, ``lr``, codec, ``palette``, ``overrides``: ``section.key=value`` for
+    all runs), the scoring (``steps``: Table 2's step counts, ``table1_steps``, ``split``, ``test_images``: evenly
+    spaced images, 0 for all, ``samples`` per mask, FID/LPIPS weights, the judge's options) on ``device``;
+    ``train_only``: train (or reuse) these models and stop."""
+
+    data: str = "shapes"
+    out: Path = Path("paper")
+    size: list[int] = field(default_factory=lambda: [48, 64])
+    train_steps: int = 1000
+    batch_size: int = 8
+    lr: float = 1e-3
+    codec: str | None = None
+    codec_path: str | None = None
+    palette: str = "spread"
+    overrides: list[str] = field(default_factory=list)
+    steps: list[int] = field(default_factory=lambda: [1, 2, 5, 10, 25, 50])
+    table1_steps: int = 25
+    split: str | None = None
+    test_images: int = 0
+    samples: int = 2
+    fid_weights: str | None = None
+    lpips_weights: str | None = None
+    no_fid: bool = False
+    pretrained_judge_size: list[int] | None = None
+    seed: int = 0
+    batch_size_eval: int = 16
+    num_workers: int = 0
+    retrain: bool = False
+    train_only: list[str] | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
 
-def run_config(args: argparse.Namespace, name: str):
+def run_config(args: PaperOptions, name: str):
     """The training configuration of model ``name`` (a key of :data:`MODELS`): the same data, budget, network
     and palette for all, then its method and preset (an explicit --palette beats the preset's)."""
     from semflow.config import load_run_config
@@ -127,10 +118,10 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def plan(args: argparse.Namespace, configs: dict[str, Any]) -> dict[str, bool]:
+def plan(args: PaperOptions, configs: dict[str, Any]) -> dict[str, bool]:
     """Whether each model's folder is reused (``True``) or trained/resumed (``False``); raises, before any work,
     where a folder holds a model trained with another configuration and --retrain is not given."""
-    from semflow.config import RunConfig, from_dict, to_dict
+    from semflow.config import RunConfig, from_dict, to_dict, upgrade
     from semflow.training import TRAIN_CONFIG_FILE
 
     wanted = {name: _comparable(to_dict(copy.deepcopy(c))) for name, c in configs.items()}
@@ -143,7 +134,7 @@ def plan(args: argparse.Namespace, configs: dict[str, Any]) -> dict[str, bool]:
             continue
         try:
             # Through the dataclasses: options added since the folder was written take their defaults there.
-            previous = _comparable(to_dict(from_dict(RunConfig, json.loads(saved.read_text()))))
+            previous = _comparable(to_dict(from_dict(RunConfig, upgrade(json.loads(saved.read_text()), str(saved)))))
         except (OSError, ValueError, KeyError, TypeError, AttributeError, SemflowInputError):  # ValueError: bad JSON
             raise SemflowInputError(f"{saved} is not a training configuration; give another --out, or --retrain "
                                     "to replace it") from None
@@ -157,16 +148,17 @@ def plan(args: argparse.Namespace, configs: dict[str, Any]) -> dict[str, bool]:
     return reuse
 
 
-def train_or_reuse(args: argparse.Namespace, name: str, config, reuse: bool) -> tuple[Any, dict[str, Any]]:
+def train_or_reuse(args: PaperOptions, name: str, config, reuse: bool,
+                   say: Callable[[str], None] = print) -> tuple[Any, dict[str, Any]]:
     """The trained model ``name`` under OUT/models (reused as :func:`plan` decided), and how it came about."""
     from semflow.training import train
     from semflow.models.base import Segmenter
 
     folder = args.out / "models" / name
     if reuse:
-        print(f"semflow bench paper: reusing {folder}")
+        say(f"semflow bench paper: reusing {folder}")
         return Segmenter.from_pretrained(folder), {"reused": True}
-    print(f"semflow bench paper: training {name} ({config.train.steps} steps) in {folder}")
+    say(f"semflow bench paper: training {name} ({config.train.steps} steps) in {folder}")
     began = time.perf_counter()
     pipe, result = train(config, folder, progress_bar=not args.no_progress,
                          resume=None if args.retrain else "latest", overwrite=args.retrain)
@@ -204,7 +196,7 @@ def _finished(folder: Path, config) -> bool:
     return bool(rows) and int(rows[-1].split(",")[0]) >= config.train.steps
 
 
-def perceptual_metrics(args: argparse.Namespace, device: torch.device) -> tuple[Any, Any, list[str]]:
+def perceptual_metrics(args: PaperOptions, device: torch.device) -> tuple[Any, Any, list[str]]:
     """FID and LPIPS metric objects where the extra and the weights exist; otherwise ``None`` and why."""
     from semflow.evaluation.perceptual import make_fid, make_lpips
 
@@ -227,24 +219,22 @@ def perceptual_metrics(args: argparse.Namespace, device: torch.device) -> tuple[
     return fid, lpips, notes
 
 
-def run(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
-    from semflow.cli.common import pick_device
-    from semflow.cli.common import default_split
-    from semflow.cli.paper_report import write_results
+def run_paper(args: PaperOptions, say: Callable[[str], None] = print) -> dict[str, Any] | None:
+    """Train or reuse the models, score them and write OUT/paper.md, paper.json, paper.png and synthesis.png;
+    returns the results (what paper.json holds), or ``None`` after ``train_only``. Every configuration error is
+    raised before any work."""
     from semflow.data import open_dataset
-    from semflow.evaluation.segmentation import evaluate_segmentation
+    from semflow.evaluation.segmentation import default_split, evaluate_segmentation
     from semflow.evaluation.subset import evenly_spaced_indices
-    from semflow.cli.judge import judge_from_args
+    from semflow.experiments.judge import judge_from_options
+    from semflow.experiments.paper_report import write_results
     from semflow.evaluation.judge import release_judge
     from semflow.evaluation.synthesis import evaluate_synthesis, judge_real_images
     from semflow.evaluation.synthesis_grid import synthesis_grid
     from semflow.training.history import seconds_per_step
 
     began = time.perf_counter()
-    steps = parse_steps(args.steps)
-    device = pick_device(args.device)
+    steps, device = list(args.steps), args.device
     configs = {name: run_config(args, name) for name in MODELS}  # every configuration error before any work
     train = open_dataset(args.data, "train")
     split = args.split or default_split(train.info)
@@ -253,11 +243,11 @@ def run(args: argparse.Namespace) -> int:
     reuse = plan(args, configs)
     if args.train_only:
         for name in args.train_only:
-            model, info = train_or_reuse(args, name, configs[name], reuse[name])
-            print(f"semflow bench paper: {name}: {json.dumps({**info, 'parameters': model.parameter_counts()})}")
-        return 0
+            model, info = train_or_reuse(args, name, configs[name], reuse[name], say)
+            say(f"semflow bench paper: {name}: {json.dumps({**info, 'parameters': model.parameter_counts()})}")
+        return None
     fid, lpips, notes = perceptual_metrics(args, device)
-    judge, judge_folder = judge_from_args(args, train)
+    judge, judge_folder = judge_from_options(args, train)
     judges = {"judge": judge.eval()}
     if args.judge_weights:
         size = tuple(args.pretrained_judge_size) if args.pretrained_judge_size else judge.size
@@ -265,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
 
     models, training = {}, {}
     for name, config in configs.items():
-        model, info = train_or_reuse(args, name, config, reuse[name])
+        model, info = train_or_reuse(args, name, config, reuse[name], say)
         models[name], training[name] = model.to(device).eval(), info
 
     def bar(desc: str):
@@ -273,17 +263,17 @@ def run(args: argparse.Namespace) -> int:
 
     table2: dict[str, Any] = {}
     for name, solver in SAMPLERS:
-        print(f"semflow bench paper: scoring {name}-{solver} at steps {steps}")
+        say(f"semflow bench paper: scoring {name}-{solver} at steps {steps}")
         result = evaluate_segmentation(models[name], test, steps, solver=solver, batch_size=args.batch_size_eval,
                                        num_workers=args.num_workers, indices=indices, progress=bar(f"{name}-{solver}"))
         table2[f"{name}-{solver}"] = result.to_json()
-    print("semflow bench paper: scoring discriminative")
+    say("semflow bench paper: scoring discriminative")
     disc = evaluate_segmentation(models["discriminative"], test, [1], batch_size=args.batch_size_eval,
                                  num_workers=args.num_workers, indices=indices, progress=bar("discriminative"))
     table2["discriminative"] = disc.to_json()
     synthesis: dict[str, Any] = {}
     for name in SYNTHESIS:
-        print(f"semflow bench paper: synthesizing with {name}, {args.samples} image(s) per mask at "
+        say(f"semflow bench paper: synthesizing with {name}, {args.samples} image(s) per mask at "
               f"{args.table1_steps} steps")
         made = evaluate_synthesis(models[name], test, judges=judges,
                                   steps=args.table1_steps, samples=args.samples, seed=args.seed,
@@ -292,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
         synthesis[name] = {**made.to_json(), "parameters": parameter_count(models[name]),
                            "seconds_per_training_step": seconds_per_step(args.out / "models" / name)}
         notes += [n for n in made.notes if n not in notes]  # the same for every model
-    print("semflow bench paper: judging the real test images")
+    say("semflow bench paper: judging the real test images")
     real_images = judge_real_images(test, judges, tuple(args.size), indices=indices, seed=args.seed)
     grid = synthesis_grid({name: models[name] for name in SYNTHESIS}, test, indices or list(range(len(test))),
                           steps=args.table1_steps, seed=args.seed)
@@ -312,10 +302,7 @@ def run(args: argparse.Namespace) -> int:
     results["total_seconds"] = time.perf_counter() - began
     write_results(results, args.out)
     write_image(grid, args.out / "synthesis.png")
-    print((args.out / "paper.md").read_text())
-    print(f"semflow bench paper: done in {results['total_seconds'] / 60:.1f} min; wrote {args.out / 'paper.md'}, "
-          f"{args.out / 'paper.json'}, {args.out / 'paper.png'} and {args.out / 'synthesis.png'}")
-    return 0
+    return results
 
 
 def parameter_count(model) -> int:
@@ -323,11 +310,11 @@ def parameter_count(model) -> int:
     return int(sum(model.parameter_counts().values()))
 
 
-def _argv(args: argparse.Namespace) -> list[str]:
+def _argv(args: PaperOptions) -> list[str]:
     """The options that define the run, as a command line (for the tables' provenance; shell-quote it)."""
     out = ["--data", args.data, "--out", str(args.out), "--size", *map(str, args.size),
            "--train-steps", str(args.train_steps), "--batch-size", str(args.batch_size), "--lr", f"{args.lr:g}",
-           "--palette", args.palette, "--steps", args.steps,
+           "--palette", args.palette, "--steps", ",".join(map(str, args.steps)),
            "--table1-steps", str(args.table1_steps), "--test-images", str(args.test_images),
            "--samples", str(args.samples), "--seed", str(args.seed)]
     if args.split:

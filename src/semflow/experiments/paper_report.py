@@ -9,7 +9,7 @@ from typing import Any
 
 from semflow.io import write_bytes
 
-# Row labels of the models under OUT/models (semflow.cli.paper.MODELS).
+# Row labels of the models under OUT/models (semflow.experiments.paper.MODELS).
 NAMES = {"semflow": "SemFlow (recommended)", "semflow-paper": "SemFlow (paper preset)", "dsm": "DSM",
          "discriminative": "Discriminative", "noise-flow": "noise-flow", "spade": "SPADE"}
 SOLVER_NAMES = {"euler": "Euler", "heun": "Heun", "snap": "Snap", "ddim": "DDIM", "ddpm": "DDPM", "forward": "one pass"}
