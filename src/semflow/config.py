@@ -121,6 +121,9 @@ class ModelConfig:
             the argmax of the class probabilities averaged over a solve's calls (one step: the logits at
             ``t = 0``), and ``snap`` projects onto those classes' palette colours. The
             flow, its states and synthesis are unchanged (:mod:`semflow.flow.class_head`).
+        synthesis_eta: ``stacked`` with a fill of the image part at the mask end only: synthesis takes stochastic
+            Euler steps that redraw this share (``[0, 1]``) of that fill's noise at every step
+            (:class:`semflow.flow.solver.RenoisedSource`); ``0``: the ODE. Segmentation is unchanged.
     """
 
     size: list[int] = field(default_factory=lambda: [32, 32])
@@ -143,6 +146,12 @@ class ModelConfig:
     condition: str = "none"
     solver: str | None = None
     readout: str = "palette"
+    synthesis_eta: float = 0.0
+
+    @property
+    def image_fill(self) -> float:
+        """Standard deviation of the image part's fill at the mask end (``state_image_noise``, else ``state_noise``)."""
+        return self.state_noise if self.state_image_noise is None else self.state_image_noise
 
     def __post_init__(self) -> None:
         if len(self.size) != 2 or min(self.size) < 1 or max(self.size) > MAX_SIZE:
@@ -180,6 +189,10 @@ class ModelConfig:
             raise SemflowInputError(f"model.solver applies to model.method=semflow, not {self.method!r} (its "
                                     "sampler is chosen with --solver)")
         _check_choice("model.readout", self.readout, READOUTS)
+        _check_probability("model.synthesis_eta", self.synthesis_eta)
+        if self.synthesis_eta and not (self.state == "stacked" and self.image_fill > 0):
+            raise SemflowInputError("model.synthesis_eta redraws the image part's fill at the mask end: it needs "
+                                    "model.state=stacked and model.state_image_noise (or state_noise) > 0")
         if self.method != "semflow" and (self.state, self.parameterization, self.condition, self.readout) != (
                 "shared", "velocity", "none", "palette"):
             raise SemflowInputError(f"model.state, model.parameterization, model.condition and model.readout apply "
@@ -422,7 +435,7 @@ DEFAULT_PRESET = "recommended"
 
 # What only a SemFlow model has: a preset's values for these do not apply to the baselines.
 _FLOW_ONLY = {"model": ("state", "state_noise", "state_image_noise", "image_source", "parameterization",
-                        "perturbation", "condition", "solver", "readout"),
+                        "perturbation", "condition", "solver", "readout", "synthesis_eta"),
               "train": ("objective",)}
 
 

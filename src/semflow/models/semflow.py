@@ -28,7 +28,7 @@ from semflow.flow.class_head import HeadReader
 from semflow.flow.class_means import SceneBank, class_means, paint
 from semflow.flow.path import sample_path, sample_time
 from semflow.flow.self_alignment import self_aligned_sample
-from semflow.flow.solver import SOLVERS, ODESolver, time_grid
+from semflow.flow.solver import SOLVERS, ODESolver, RenoisedSource, time_grid
 from semflow.flow.state import StateLayout
 from semflow.flow.velocity import VelocityModel
 from semflow.losses import class_loss, cross_entropy_loss
@@ -318,6 +318,7 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         solver: str | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         colors: torch.Tensor | None = None,
+        eta: float | None = None,
     ) -> SynthesisOutput:
         """Synthesize ``samples`` images per mask, each from a fresh perturbation of the pseudo-mask.
 
@@ -335,6 +336,8 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             colors: ``model.image_source=class-means`` only: the class colours to paint the masks with, ``(B or 1,
                 K + 1, C)`` as :meth:`scene_colors` returns them, instead of a training scene drawn per sample (the
                 samples of a mask then differ by the fill alone).
+            eta: the share of the image part's fill redrawn at every step (stochastic Euler steps,
+                :class:`~semflow.flow.solver.RenoisedSource`); default ``model.synthesis_eta``; ``0``: the ODE.
         """
         solver = self.check_solver(solver)
         if labels.dim() != 3:
@@ -343,6 +346,13 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             raise SemflowInputError(f"samples={samples}; expected >= 1")
         if isinstance(generator, list) and len(generator) != labels.shape[0]:
             raise SemflowInputError(f"{len(generator)} generators for {labels.shape[0]} masks; expected one per mask")
+        eta = self.config.synthesis_eta if eta is None else eta
+        if eta:
+            if not (0 < eta <= 1) or not (self.layout.stacked and self.layout.image_noise > 0):
+                raise SemflowInputError(f"eta={eta}: stochastic synthesis redraws a share in [0, 1] of the image "
+                                        "part's fill, and needs a model with one (model.state_image_noise > 0)")
+            if solver not in ("euler", "snap"):  # snap has no projection at the image end: Euler itself
+                raise SemflowInputError(f"eta={eta} takes Euler steps; solver {solver!r} does not")
         if generator is None:
             generator = make_generator(torch.seed() if seed is None else seed)
         p = self._param()
@@ -374,7 +384,14 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             z1 = torch.cat([self.layout.mask_state(z_b, g, source=s_b)
                             for z_b, g, s_b in zip(mask.split(samples), generators, source)])
         field = self._field(self.known_end_condition(mask=mask) if self.known_end else None)
-        out = ODESolver(field).sample(z1, time_grid(steps, reverse=True, device=z1.device), method=solver)
+        renoise = None
+        if eta:  # the fill around the painted source (or zeros) is redrawn; the mask part follows Euler
+            image_mean = torch.zeros_like(mask) if source[0] is None else torch.cat(source)  # type: ignore[arg-type]
+            scale = torch.cat([torch.full_like(mask[:1], self.layout.image_noise), torch.zeros_like(mask[:1])], dim=1)
+            renoise = RenoisedSource(torch.cat([image_mean, mask], dim=1), scale, eta, generators)
+            solver = "euler"
+        out = ODESolver(field).sample(z1, time_grid(steps, reverse=True, device=z1.device), method=solver,
+                                      renoise=renoise)
         images = self.codec.decode(self.layout.image_part(out.z)).float().clamp(0, 1)
         return SynthesisOutput(images=images.reshape(labels.shape[0], samples, *images.shape[1:]))
 
