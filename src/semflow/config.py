@@ -401,11 +401,11 @@ PRESETS: dict[str, dict[str, Any]] = {
             # A small Gaussian fill in the mask part, where segmentation starts (larger fills cost segmentation at
             # many steps; docs/quality.md).
             "state": "stacked", "state_noise": 0.1,
-            # Synthesis starts from the mask painted with the class colours of a training scene drawn per sample,
-            # and no fill on top: CamVid at 2000 steps, SIS-mIoU 32.1 with 3.1x the paper preset's diversity and
-            # FD-seg 2.53, against 25.8, 1.4x and 11.26 from the fill alone; segmentation within noise
-            # (docs/quality.md, "A scene's colours as the synthesis source").
-            "image_source": "class-means", "state_image_noise": 0.0,
+            # Synthesis starts from the mask painted with the class colours of a training scene drawn per sample
+            # (CamVid at 2000 steps: SIS-mIoU 32.1 with 3.1x the paper preset's diversity, against 25.8 and 1.4x
+            # from the fill alone; docs/quality.md), plus Gaussian noise of 0.1 that the flow turns into texture:
+            # the samples of a flat source are flat (docs/synthesis.md).
+            "image_source": "class-means", "state_image_noise": 0.1,
             # Class colours spread over the whole colour cube (the separated palette, farther apart still,
             # scored lower on CamVid: docs/quality.md).
             "palette": {"kind": "spread"},
