@@ -57,6 +57,8 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "recommended-palette": (DEFAULT_PRESET, ["model.readout=palette"]),
     "recommended-fill": (DEFAULT_PRESET, ["model.image_source=fill", "model.state_image_noise=null"]),
     # Synthesis with texture (docs/synthesis.md): Gaussian noise on the class colours at the mask end's image part.
+    "source-noise-0": (DEFAULT_PRESET, ["model.state_image_noise=0"]),
+    "source-noise-0.05": (DEFAULT_PRESET, ["model.state_image_noise=0.05"]),
     "source-noise-0.1": (DEFAULT_PRESET, ["model.state_image_noise=0.1"]),
     "source-noise-0.25": (DEFAULT_PRESET, ["model.state_image_noise=0.25"]),
     "source-noise-0.5": (DEFAULT_PRESET, ["model.state_image_noise=0.5"]),

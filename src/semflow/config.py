@@ -103,9 +103,10 @@ class ModelConfig:
             while the mask part's fill, where segmentation starts, stays small.
         image_source: ``stacked`` only: what the image part holds at the mask end, where synthesis starts:
             ``fill`` (that fill alone) or ``class-means``: the mask painted with a scene's class-mean latents, plus
-            that fill (``recommended`` sets ``state_image_noise=0``: none). Training paints each mask with its own image's means; synthesis with those of a training
-            scene drawn at random (saved with the model as ``scenes.safetensors``), so a mask's samples differ by
-            the colours of real scenes (:mod:`semflow.flow.class_means`).
+            that fill (``recommended``: ``state_image_noise=0.1``, which the flow carries into texture). Training
+            paints each mask with its own image's means; synthesis with those of a training scene drawn at random
+            (saved with the model as ``scenes.safetensors``), so a mask's samples differ by the colours of real
+            scenes (:mod:`semflow.flow.class_means`).
         condition: ``none`` (paper: ``v(z_t, t)`` alone) or ``known-end``: the network also sees the end a solve
             starts from, unchanged at every step, ``[E(image), 0]`` when segmenting and ``[0, E(mask)]`` when
             synthesizing (``2C`` more input channels; training draws the direction per sample, segmentation at
