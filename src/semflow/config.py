@@ -407,6 +407,9 @@ PRESETS: dict[str, dict[str, Any]] = {
             # from the fill alone; docs/quality.md), plus Gaussian noise of 0.1 that the flow turns into texture:
             # the samples of a flat source are flat (docs/synthesis.md).
             "image_source": "class-means", "state_image_noise": 0.1,
+            # Stochastic synthesis that redraws half of that noise at every step: the samples carry 0.94x the real
+            # images' high-frequency energy (the ODE: 1.22x, noisier than real) with a cycle mIoU of 0.969.
+            "synthesis_eta": 0.5,
             # Class colours spread over the whole colour cube (the separated palette, farther apart still,
             # scored lower on CamVid: docs/quality.md).
             "palette": {"kind": "spread"},
