@@ -490,7 +490,7 @@ def test_stochastic_synthesis_leaves_segmentation_and_the_ode_as_they_were(tmp_p
     torch.testing.assert_close(alone[0], together[2], atol=1e-5, rtol=0)
     sde.save_pretrained(tmp_path / "m")
     assert SemFlowPipeline.from_pretrained(tmp_path / "m").config.synthesis_eta == 0.5
-    with pytest.raises(SemflowInputError, match="takes Euler steps"):
+    with pytest.raises(SemflowInputError, match="takes stochastic Euler steps; solver 'heun' has none"):
         sde.synthesize(labels, steps=2, solver="heun")
     with pytest.raises(SemflowInputError, match="eta=1.5"):
         sde.synthesize(labels, steps=2, eta=1.5)

@@ -352,7 +352,8 @@ class SemFlowPipeline(Segmenter, method="semflow"):
                 raise SemflowInputError(f"eta={eta}: stochastic synthesis redraws a share in [0, 1] of the image "
                                         "part's fill, and needs a model with one (model.state_image_noise > 0)")
             if solver not in ("euler", "snap"):  # snap has no projection at the image end: Euler itself
-                raise SemflowInputError(f"eta={eta} takes Euler steps; solver {solver!r} does not")
+                raise SemflowInputError(f"synthesis with eta={eta} (model.synthesis_eta) takes stochastic Euler steps; "
+                                        f"solver {solver!r} has none: use euler, or eta=0 for the ODE")
         if generator is None:
             generator = make_generator(torch.seed() if seed is None else seed)
         p = self._param()
