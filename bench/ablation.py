@@ -53,15 +53,19 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "recommended": (DEFAULT_PRESET, []),
     "recommended-noise-0": (DEFAULT_PRESET, ["model.state_noise=0"]),
     "recommended-noise-0.25": (DEFAULT_PRESET, ["model.state_noise=0.25"]),
-    "recommended-shared": (DEFAULT_PRESET, ["model.state=shared", "model.state_noise=0"]),
+    "recommended-shared": (DEFAULT_PRESET, ["model.state=shared", "model.state_noise=0", "model.image_source=fill",
+                                            "model.state_image_noise=null",
+                                            "model.synthesis_eta=0"]),
     "recommended-palette": (DEFAULT_PRESET, ["model.readout=palette"]),
-    "recommended-fill": (DEFAULT_PRESET, ["model.image_source=fill", "model.state_image_noise=null"]),
-    # Synthesis with texture (docs/synthesis.md): Gaussian noise on the class colours at the mask end's image part.
-    "source-noise-0": (DEFAULT_PRESET, ["model.state_image_noise=0"]),
-    "source-noise-0.05": (DEFAULT_PRESET, ["model.state_image_noise=0.05"]),
-    "source-noise-0.1": (DEFAULT_PRESET, ["model.state_image_noise=0.1"]),
-    "source-noise-0.25": (DEFAULT_PRESET, ["model.state_image_noise=0.25"]),
-    "source-noise-0.5": (DEFAULT_PRESET, ["model.state_image_noise=0.5"]),
+    "recommended-fill": (DEFAULT_PRESET, ["model.image_source=fill", "model.state_image_noise=null",
+                                          "model.synthesis_eta=0"]),
+    # Synthesis with texture (docs/synthesis.md): Gaussian noise on the class colours at the mask end's image part,
+    # synthesized by the ODE (--etas scores stochastic synthesis on the same models).
+    "source-noise-0": (DEFAULT_PRESET, ["model.state_image_noise=0", "model.synthesis_eta=0"]),
+    "source-noise-0.05": (DEFAULT_PRESET, ["model.state_image_noise=0.05", "model.synthesis_eta=0"]),
+    "source-noise-0.1": (DEFAULT_PRESET, ["model.state_image_noise=0.1", "model.synthesis_eta=0"]),
+    "source-noise-0.25": (DEFAULT_PRESET, ["model.state_image_noise=0.25", "model.synthesis_eta=0"]),
+    "source-noise-0.5": (DEFAULT_PRESET, ["model.state_image_noise=0.5", "model.synthesis_eta=0"]),
 }
 
 
