@@ -48,9 +48,17 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "recommended": (DEFAULT_PRESET, []),
     "recommended-noise-0": (DEFAULT_PRESET, ["model.state_noise=0"]),
     "recommended-noise-0.25": (DEFAULT_PRESET, ["model.state_noise=0.25"]),
-    "recommended-shared": (DEFAULT_PRESET, ["model.state=shared", "model.state_noise=0", "model.image_source=fill"]),
+    "recommended-shared": (DEFAULT_PRESET, ["model.state=shared", "model.state_noise=0", "model.image_source=fill",
+                                            "model.state_image_noise=0", "model.synthesis_eta=0"]),
     "recommended-palette": (DEFAULT_PRESET, ["model.readout=palette"]),
-    "recommended-fill": (DEFAULT_PRESET, ["model.image_source=fill"]),
+    "recommended-fill": (DEFAULT_PRESET, ["model.image_source=fill", "model.state_image_noise=0",
+                                          "model.synthesis_eta=0"]),
+    # Synthesis with texture (docs/synthesis.md): Gaussian noise on the class colours at the mask end's image part,
+    # synthesized by the ODE (--etas scores stochastic synthesis on the same models).
+    "source-noise-0": (DEFAULT_PRESET, ["model.state_image_noise=0", "model.synthesis_eta=0"]),
+    "source-noise-0.05": (DEFAULT_PRESET, ["model.state_image_noise=0.05", "model.synthesis_eta=0"]),
+    "source-noise-0.1": (DEFAULT_PRESET, ["model.state_image_noise=0.1", "model.synthesis_eta=0"]),
+    "source-noise-0.25": (DEFAULT_PRESET, ["model.state_image_noise=0.25", "model.synthesis_eta=0"]),
 }
 
 
@@ -77,20 +85,37 @@ def command(name: str, steps: int, size: int) -> str:
             f"--set model.network_args.block_out_channels=[16,32,64] {sets}").strip()
 
 
-def run_row(name: str, steps: int, size: int, work: Path) -> dict:
+def _synthesis_scores(model, size: int) -> dict:
+    syn = evaluate_synthesis(model, open_dataset(f"shapes:size={size},length=32", "test"), steps=25, samples=4,
+                             cycle_steps=1, seed=0)
+    return {"diversity_l1": syn.diversity_l1, "cycle_miou": syn.cycle_miou, "hf_energy": syn.hf_energy,
+            "hf_energy_real": syn.hf_energy_real, "hf_ratio": syn.hf_ratio}
+
+
+def run_row(name: str, steps: int, size: int, work: Path, etas: list[float] = ()) -> list[dict]:
+    """The row ``name``, then one row ``NAME+eta-E`` per synthesis ``eta`` scored on the same trained model (its
+    training and segmentation are the row's: ``model.synthesis_eta`` changes synthesis alone)."""
     config = configure(name, steps, size)
     began = time.perf_counter()
     model, result = train(config, work / name, progress_bar=False)
     train_seconds = time.perf_counter() - began
     test = open_dataset(f"shapes:size={size},length=256", "test")
     seg = evaluate_segmentation(model, test, STEPS, batch_size=64)
-    syn = evaluate_synthesis(model, open_dataset(f"shapes:size={size},length=32", "test"), steps=25, samples=4,
-                             cycle_steps=1, seed=0)
-    return {"row": name, "command": command(name, steps, size), "train_steps": result.steps,
-            "train_seconds": train_seconds, "final_loss": result.final_loss,
-            "solver": model.default_solver, "miou": {str(n): seg.scores[n].miou for n in STEPS},
-            "diversity_l1": syn.diversity_l1, "cycle_miou": syn.cycle_miou,
-            "load_average": os.getloadavg()}
+    row = {"row": name, "command": command(name, steps, size), "train_steps": result.steps,
+           "train_seconds": train_seconds, "final_loss": result.final_loss,
+           "solver": model.default_solver, "miou": {str(n): seg.scores[n].miou for n in STEPS},
+           **_synthesis_scores(model, size), "load_average": os.getloadavg()}
+    rows = [row]
+    for eta in etas:
+        model.config.synthesis_eta = eta
+        rows.append({**row, "row": f"{name}+eta-{eta:g}", **_synthesis_scores(model, size),
+                     "command": f"{row['command']} --set model.synthesis_eta={eta:g}", "load_average": os.getloadavg()})
+    return rows
+
+
+def _ratio(row: dict) -> str:
+    """The high-frequency energy ratio of a row, or ``-`` for rows measured before it existed."""
+    return "-" if row.get("hf_ratio") is None else f"{row['hf_ratio']:.3f}"
 
 
 def main() -> None:
@@ -101,22 +126,27 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default torch's)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/ablation.json"))
+    parser.add_argument("--etas", type=float, nargs="+", default=[], help="also score each row's synthesis with "
+                        "these model.synthesis_eta values (rows NAME+eta-E, same trained model)")
+    parser.add_argument("--keep", type=Path, help="keep the trained models in this folder (default: a temporary one)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     with tempfile.TemporaryDirectory() as work:
         for name in args.rows:
-            row = run_row(name, args.steps, args.size, Path(work))
-            results[name] = row
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(results, indent=1) + "\n")
-            print(f"{name}: " + json.dumps({k: row[k] for k in ("miou", "diversity_l1", "cycle_miou")}), flush=True)
-    print(f"\n| row | mIoU 1 | 2 | 5 | 10 | 25 | diversity | cycle mIoU | train s |\n|---|---|---|---|---|---|---|---|---|")
+            for row in run_row(name, args.steps, args.size, args.keep or Path(work), args.etas):
+                results[row["row"]] = row
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(results, indent=1) + "\n")
+                print(f"{row['row']}: " + json.dumps({k: row[k] for k in ("miou", "diversity_l1", "cycle_miou",
+                                                                          "hf_ratio")}), flush=True)
+    print(f"\n| row | mIoU 1 | 2 | 5 | 10 | 25 | diversity | cycle mIoU | HF ratio | train s |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
     for name, row in results.items():
         m = row["miou"]
         print(f"| {name} | " + " | ".join(f"{m[str(n)]:.3f}" for n in STEPS)
-              + f" | {row['diversity_l1']:.4f} | {row['cycle_miou']:.3f} | {row['train_seconds']:.0f} |")
+              + f" | {row['diversity_l1']:.4f} | {row['cycle_miou']:.3f} | {_ratio(row)} | {row['train_seconds']:.0f} |")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=2)
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eta", type=float, help="synthesize SemFlow models with this model.synthesis_eta (stochastic "
+                   "steps; 0: the ODE) instead of their own")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "score_synthesis.json",
                    help="JSON results; the Markdown table goes beside it (.md)")
@@ -65,11 +67,14 @@ def main() -> None:
         judges["pretrained"] = release_judge(args.judge_weights, open_dataset(args.data, "train"), size)
     indices = evenly_spaced_indices(len(dataset), args.test_images) or list(range(len(dataset)))
     models = {str(folder): Segmenter.from_pretrained(folder).eval() for folder in args.models}
+    for model in models.values():
+        if args.eta is not None and hasattr(model.config, "synthesis_eta") and model.method == "semflow":
+            model.config.synthesis_eta = args.eta
     rows = {}
     for folder, model in models.items():
         result = evaluate_synthesis(model, dataset, judges=judges, steps=args.steps, samples=args.samples,
                                     seed=args.seed, batch_size=16, indices=indices).to_json()
-        rows[folder] = {**result, "parameters": int(sum(model.parameter_counts().values())),
+        rows[folder] = {**result, "synthesis_eta": getattr(model.config, "synthesis_eta", None), "parameters": int(sum(model.parameter_counts().values())),
                         "seconds_per_training_step": seconds_per_step(Path(folder))}
         print(folder, json.dumps(result["judged"]), flush=True)
     size = tuple(next(iter(models.values())).size)

@@ -122,6 +122,8 @@ class ModelConfig:
             latents. Training paints each mask with its own image's means; synthesis with those of a training scene
             drawn at random (saved with the model as ``scenes.safetensors``), so a mask's samples differ by the
             colours of real scenes (:mod:`semflow.flow.class_means`).
+        state_image_noise: ``class-means`` only: standard deviation of Gaussian noise added to that painting, in
+            latent units (``recommended``: 0.1, which the flow turns into texture; ``0``: the flat painting).
         solver: the ODE solver ``segment`` and ``synthesize`` use when none is given (``None``: the method's
             own, Euler for SemFlow); one of SemFlow's solvers (``euler``, ``heun``, ``midpoint``, ``snap``;
             checked by the model, which owns the list).
@@ -130,6 +132,9 @@ class ModelConfig:
             call (``K`` more output channels, trained by cross-entropy at every training state), the classes are
             the argmax of the class probabilities averaged over a solve's calls, and ``snap`` projects onto those
             classes' palette colours (:mod:`semflow.flow.class_head`).
+        synthesis_eta: with noise in the image part at the mask end (:attr:`image_fill` > 0) only: synthesis takes
+            stochastic Euler steps that redraw this share (``[0, 1]``) of that noise at every step
+            (:class:`semflow.flow.solver.RenoisedSource`); ``0``: the ODE. Segmentation is unchanged.
         objective: ``semflow`` only: the training objective (:class:`ObjectiveConfig`), the model's own.
     """
 
@@ -147,9 +152,17 @@ class ModelConfig:
     state: str = "shared"
     state_noise: float = 0.0
     image_source: str = "fill"
+    state_image_noise: float = 0.0
     solver: str | None = None
     readout: str = "palette"
+    synthesis_eta: float = 0.0
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+
+    @property
+    def image_fill(self) -> float:
+        """Standard deviation of the Gaussian noise in the image part at the mask end, where synthesis starts: the
+        fill (``state_noise``) for ``image_source=fill``, ``state_image_noise`` on the class-means painting."""
+        return self.state_noise if self.image_source == "fill" else self.state_image_noise
 
     def __post_init__(self) -> None:
         if len(self.size) != 2 or min(self.size) < 1 or max(self.size) > MAX_SIZE:
@@ -180,6 +193,15 @@ class ModelConfig:
             raise SemflowInputError(f"model.solver applies to model.method=semflow, not {self.method!r} (its "
                                     "sampler is chosen with --solver)")
         _check_choice("model.readout", self.readout, READOUTS)
+        _check_at_least("model.state_image_noise", self.state_image_noise)
+        if self.state_image_noise and self.image_source != "class-means":
+            raise SemflowInputError("model.state_image_noise is noise on the class-means painting: it applies only "
+                                    "to model.image_source=class-means (the fill's own is model.state_noise)")
+        _check_probability("model.synthesis_eta", self.synthesis_eta)
+        if self.synthesis_eta and not (self.state == "stacked" and self.image_fill > 0):
+            raise SemflowInputError("model.synthesis_eta redraws the noise of the image part at the mask end: it needs "
+                                    "model.state=stacked with model.state_image_noise (class-means) or state_noise "
+                                    "(fill) > 0")
         if self.method != "semflow" and (self.state, self.readout) != ("shared", "palette"):
             raise SemflowInputError(f"model.state and model.readout apply to model.method=semflow, not "
                                     f"{self.method!r}")
@@ -304,8 +326,11 @@ PRESETS: dict[str, dict[str, Any]] = {
             # Image and mask in separate channels: paths stop crossing, so more steps stop hurting; a small
             # Gaussian fill in the mask part where segmentation starts.
             "state": "stacked", "state_noise": 0.1,
-            # Synthesis starts from the mask painted with a training scene's class colours: real scenes' variety.
-            "image_source": "class-means",
+            # Synthesis starts from the mask painted with a training scene's class colours (real scenes' variety),
+            # plus Gaussian noise that the flow turns into texture (a flat source gives flat samples).
+            "image_source": "class-means", "state_image_noise": 0.1,
+            # Stochastic synthesis: half of that noise is redrawn at every step (docs/synthesis.md).
+            "synthesis_eta": 0.5,
             # Class colours spread over the whole colour cube.
             "palette": {"kind": "spread"},
             # Segment with Euler steps towards the predicted mask end projected onto the palette colours of the
@@ -327,7 +352,8 @@ DEFAULT_PRESET = "recommended"
 
 
 # What only a SemFlow model has: a preset's values for these do not apply to the baselines.
-_FLOW_ONLY = {"model": ("state", "state_noise", "image_source", "solver", "readout", "objective")}
+_FLOW_ONLY = {"model": ("state", "state_noise", "state_image_noise", "image_source", "solver", "readout",
+                        "synthesis_eta", "objective")}
 
 
 def preset(name: str, method: str = "semflow") -> dict[str, Any]:
@@ -491,12 +517,14 @@ def upgrade(data: dict[str, Any], where: str = "config", training: bool = True) 
         model.pop(key, None)
     if isinstance(model.get("palette"), dict) and model["palette"].get("kind") == "separated":
         refuse("model.palette.kind", "separated")
-    if "state_image_noise" in model:  # the image part's fill at the mask end: now the fill for fill, none for class-means
-        image_noise = model.pop("state_image_noise")
-        noise = model.get("state_noise", 0.0)
-        was = noise if image_noise is None else image_noise
-        if model.get("state") == "stacked" and was != (noise if model.get("image_source", "fill") == "fill" else 0.0):
-            refuse("model.state_image_noise", image_noise)
+    if "state_image_noise" in model:  # before it was noise on the class-means painting, it was the image part's own fill
+        image_noise, noise = model["state_image_noise"], model.get("state_noise", 0.0)
+        if model.get("image_source", "fill") == "fill":  # the fill is state_noise's now
+            if image_noise not in (None, 0.0, noise):
+                refuse("model.state_image_noise", image_noise)
+            model["state_image_noise"] = 0.0
+        elif image_noise is None:  # None meant state_noise's fill on the painting
+            model["state_image_noise"] = noise
     return data
 
 

@@ -128,3 +128,47 @@ def test_snap_projects_towards_the_grid_end_in_reverse_too():
     out = ODESolver(field).sample(torch.zeros(1, 2), time_grid(2, reverse=True), method="snap",
                                   far_end=lambda z, t: torch.ones_like(z))
     torch.testing.assert_close(out.z, torch.ones(1, 2))  # half way at t = 0.5, all the way at 0
+
+
+def test_stochastic_steps_with_no_fresh_noise_are_euler():
+    from semflow.flow.solver import RenoisedSource
+
+    field = lambda z, t: torch.sin(3 * z) + t.view(-1, 1)  # noqa: E731
+    z1 = torch.randn(4, 3)
+    source = RenoisedSource(mean=torch.zeros(4, 3), scale=torch.tensor([0.5, 0.5, 0.0]), eta=0.0)
+    grid = time_grid(7, reverse=True)
+    torch.testing.assert_close(ODESolver(field).sample(z1, grid, renoise=source).z,
+                               ODESolver(field).sample(z1, grid).z)
+
+
+@pytest.mark.parametrize("eta", [0.5, 1.0])
+def test_stochastic_steps_keep_the_interpolants_marginals_and_land_on_the_data(eta):
+    # One data point a, the start a Gaussian around mu: z_t = (1 - t) a + t (mu + s eps), whose exact velocity is
+    # (z - a) / t. Every stochastic step must land on that interpolant, with the noise still N(0, s^2) in law.
+    from semflow.flow.solver import RenoisedSource
+
+    a, mu, s = 0.3, -0.5, 0.4
+    scale = torch.tensor([s, s, 0.0])  # the last entry carries no noise: plain Euler on a linear path there
+    field = lambda z, t: torch.cat([(z[:, :2] - a) / t.view(-1, 1), torch.ones_like(z[:, 2:])], dim=1)  # noqa: E731
+    n = 20000
+    gen = torch.Generator().manual_seed(0)
+    z1 = torch.cat([mu + s * torch.randn(n, 2, generator=gen), torch.ones(n, 1)], dim=1)
+    source = RenoisedSource(mean=torch.tensor([mu, mu, 0.0]), scale=scale, eta=eta, generator=gen)
+    out = ODESolver(field).sample(z1, time_grid(4, reverse=True), renoise=source, return_trajectory=True)
+    torch.testing.assert_close(out.z[:, :2], torch.full((n, 2), a))
+    torch.testing.assert_close(out.z[:, 2], torch.zeros(n))
+    start = (z1[:, :2] - mu) / s
+    for k, (state, t) in enumerate(zip(out.trajectory[1:-1], (0.75, 0.5, 0.25)), start=1):
+        eps = (state[:, :2] - (1 - t) * a - t * mu) / (t * s)
+        assert abs(float(eps.mean())) < 0.03 and abs(float(eps.std()) - 1) < 0.03
+        # the noise is redrawn: after k steps it correlates with the start's as sqrt(1 - eta^2)^k
+        assert float((eps * start).mean()) == pytest.approx((1 - eta**2) ** (k / 2), abs=0.03)
+
+
+def test_stochastic_steps_are_refused_off_a_descending_euler_solve():
+    from semflow.flow.solver import RenoisedSource
+
+    source = RenoisedSource(mean=torch.zeros(1), scale=torch.ones(1), eta=0.5)
+    for grid, method in ((time_grid(2), "euler"), (time_grid(2, reverse=True), "heun")):
+        with pytest.raises(ValueError, match="stochastic steps"):
+            ODESolver(lambda z, t: z).sample(torch.zeros(1, 1), grid, method=method, renoise=source)

@@ -419,3 +419,41 @@ def test_head_model_round_trips(head_model, tmp_path):
                        head_model.segment(images, steps=3, solver="snap").labels)
     out = loaded.synthesize(labels, steps=2, samples=2, seed=1).images  # synthesis reads no logits
     assert out.shape == (3, 2, 3, 16, 16)
+
+
+def test_stochastic_synthesis_leaves_segmentation_and_the_ode_as_they_were(tmp_path):
+    torch.manual_seed(0)
+    info = open_dataset("shapes", "test").info
+    config = ModelConfig(size=[16, 16], network_args=TINY_NETWORK, state="stacked", state_noise=0.1)
+    ode = SemFlowPipeline.from_config(config, info).eval()
+    sde = SemFlowPipeline.from_config(ModelConfig(**{**config.__dict__, "synthesis_eta": 0.5}), info).eval()
+    sde.load_state_dict(ode.state_dict())
+    images, labels = batch()
+    for steps in (1, 4):
+        assert torch.equal(sde.segment(images, steps=steps).pseudo_mask, ode.segment(images, steps=steps).pseudo_mask)
+    a = ode.synthesize(labels, steps=4, samples=2, seed=3).images
+    torch.testing.assert_close(sde.synthesize(labels, steps=4, samples=2, seed=3, eta=0).images, a)
+    b = sde.synthesize(labels, steps=4, samples=2, seed=3).images
+    assert not torch.allclose(a, b) and torch.equal(b, sde.synthesize(labels, steps=4, samples=2, seed=3).images)
+    torch.testing.assert_close(ode.synthesize(labels, steps=4, samples=2, seed=3, eta=0.5).images, b)
+    gens = lambda: [torch.Generator().manual_seed(10 + i) for i in range(3)]  # noqa: E731
+    together = sde.synthesize(labels, steps=3, samples=2, generator=gens()).images
+    alone = sde.synthesize(labels[2:], steps=3, samples=2, generator=gens()[2:]).images
+    torch.testing.assert_close(alone[0], together[2], atol=1e-5, rtol=0)
+    sde.save_pretrained(tmp_path / "m")
+    assert SemFlowPipeline.from_pretrained(tmp_path / "m").config.synthesis_eta == 0.5
+    with pytest.raises(SemflowInputError, match="takes stochastic Euler steps; solver 'heun' has none"):
+        sde.synthesize(labels, steps=2, solver="heun")
+    with pytest.raises(SemflowInputError, match="eta=1.5"):
+        sde.synthesize(labels, steps=2, eta=1.5)
+
+
+@pytest.mark.parametrize("config, match", [
+    ({"synthesis_eta": 0.5}, "needs model.state=stacked"),
+    ({"synthesis_eta": 0.5, "state": "stacked"}, "needs model.state=stacked"),
+    ({"synthesis_eta": 1.5, "state": "stacked", "state_noise": 0.1}, r"model.synthesis_eta=1.5; expected a probability"),
+    ({"synthesis_eta": float("nan"), "state": "stacked", "state_noise": 0.1}, "model.synthesis_eta=nan"),
+])
+def test_bad_synthesis_eta_is_refused(config, match):
+    with pytest.raises(SemflowInputError, match=match):
+        ModelConfig(**config)

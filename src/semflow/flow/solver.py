@@ -11,6 +11,11 @@ path ends at ``e = z + (T - t) v`` (``T`` the grid's last time), and an Euler st
 predicts and projects onto the set it is known to lie in (for segmentation: masks of palette colours), so that
 every state a solve visits mixes its start with a valid end, as the training states do. Without ``far_end`` it is
 Euler exactly; with one, its last step lands on the projected end.
+
+A descending solve whose start is Gaussian around a known mean (the interpolant ``z_t = (1 - t) x0 + t (mu + s
+eps)``) can also be stochastic (:class:`RenoisedSource`): each Euler step keeps ``sqrt(1 - eta^2)`` of the noise the
+field implies at the start end and draws ``eta`` of it afresh, as DDIM's ``eta`` does for diffusion. The marginals of
+``z_t`` stay the interpolant's; ``eta = 0`` is Euler exactly.
 """
 
 from __future__ import annotations
@@ -63,6 +68,47 @@ def snap_step(far_end: FarEnd, z: torch.Tensor, t0: torch.Tensor, t1: torch.Tens
 
 
 @dataclass
+class RenoisedSource:
+    """The noise a descending solve's start carries, for stochastic Euler steps (``method="euler"`` only).
+
+    The state at ``t = 1`` is ``mean + scale * eps``, ``eps ~ N(0, I)``: ``mean`` and ``scale`` broadcast to the
+    state ``(B, ...)``; entries where ``scale`` is 0 carry no noise and follow Euler. ``eta`` in ``[0, 1]``: the share of
+    the noise drawn afresh at each step (``0``: Euler, an ODE solve). ``generator``: where fresh noise comes from
+    (drawn on its device, then moved to the state's), or a list of ``G`` of them, each drawing for its own ``B / G``
+    consecutive states (so that a mask's samples do not depend on the other masks of a batch).
+    """
+
+    mean: torch.Tensor
+    scale: torch.Tensor
+    eta: float
+    generator: torch.Generator | list[torch.Generator] | None = None
+
+    def fresh(self, like: torch.Tensor) -> torch.Tensor:
+        """Standard normal noise shaped like ``like`` ``(B, ...)``, on its device and dtype."""
+        generators = self.generator if isinstance(self.generator, list) else [self.generator]
+        chunks = like.chunk(len(generators))
+        if len(chunks) != len(generators) or like.shape[0] % len(generators):
+            raise ValueError(f"{len(generators)} generators for a batch of {like.shape[0]}: expected a divisor")
+        return torch.cat([torch.randn(c.shape, generator=g, device=g.device if g is not None else like.device,
+                                      dtype=like.dtype).to(like.device) for c, g in zip(chunks, generators)])
+
+    def step(self, v: Velocity, z: torch.Tensor, t0: torch.Tensor, t1: torch.Tensor) -> torch.Tensor:
+        """One Euler step of ``z`` from ``t0`` to ``t1`` with the start end's noise partly redrawn: with ``e = z + (1 - t0)
+        v`` the start end the field implies and ``n = e - mean`` its noise, the step lands at Euler ``+ t1 ((sqrt(1 -
+        eta^2) - 1) n + eta scale xi)``, ``xi ~ N(0, I)`` (the interpolant at ``t1`` between the same image end and
+        the start end with that noise)."""
+        velocity = v(z, t0.expand(z.shape[0]))
+        euler = z + (t1 - t0) * velocity
+        if self.eta == 0:
+            return euler
+        active = (self.scale != 0).to(z.dtype)
+        noise = (z + (1 - t0) * velocity - self.mean) * active
+        fresh = self.fresh(z) * self.scale
+        keep = (1 - self.eta ** 2) ** 0.5
+        return euler + t1 * ((keep - 1) * noise + self.eta * fresh)
+
+
+@dataclass
 class SolverOutput:
     """``z``: the state at the grid's last time; ``trajectory``: ``(N+1, B, ...)`` states (or ``None``)."""
 
@@ -104,6 +150,7 @@ class ODESolver:
         method: str = "euler",
         return_trajectory: bool = False,
         far_end: FarEnd | None = None,
+        renoise: RenoisedSource | None = None,
     ) -> SolverOutput:
         """Solve from ``time_grid[0]`` to ``time_grid[-1]``.
 
@@ -113,6 +160,8 @@ class ODESolver:
             method: one of :data:`SOLVERS` (``euler``, ``heun``, ``midpoint``, ``snap``).
             return_trajectory: also return every intermediate state.
             far_end: ``snap`` only: the projected far end the solve heads for (``None``: plain Euler).
+            renoise: ``euler`` on a descending grid from ``t = 1`` only: stochastic steps that redraw part of the
+                start's noise (:class:`RenoisedSource`).
         """
         if method not in SOLVERS:
             from semflow.errors import SemflowInputError
@@ -125,6 +174,10 @@ class ODESolver:
             step = lambda v, z, t0, t1: snap_step(far_end, z, t0, t1, grid[-1])  # noqa: E731
         else:
             step = STEPPERS["euler" if method == "snap" else method]
+        if renoise is not None and renoise.eta:
+            if method != "euler" or float(grid[0]) != 1.0 or float(grid[-1]) >= 1.0:
+                raise ValueError("stochastic steps (renoise) need the euler method on a grid descending from t = 1")
+            step = renoise.step
         z = z_init
         states = [z] if return_trajectory else None
         for i in range(grid.numel() - 1):

@@ -27,10 +27,13 @@ class StateLayout:
     Args:
         kind: ``shared`` or ``stacked`` (see the module docstring).
         noise: ``stacked`` only: standard deviation of the fill (``0``: zeros).
+        image_noise: ``stacked`` only: standard deviation of the Gaussian noise in the image part at the mask end,
+            where synthesis starts, on the painting when there is one (``None``: ``noise``).
     """
 
-    def __init__(self, kind: str = "shared", noise: float = 0.0) -> None:
+    def __init__(self, kind: str = "shared", noise: float = 0.0, image_noise: float | None = None) -> None:
         self.kind, self.noise = kind, float(noise)
+        self.image_noise = self.noise if image_noise is None else float(image_noise)
 
     @property
     def stacked(self) -> bool:
@@ -40,13 +43,15 @@ class StateLayout:
         """Channels of a state for latents of ``latent_channels`` channels."""
         return 2 * latent_channels if self.stacked else latent_channels
 
-    def _fill(self, like: torch.Tensor, generator: torch.Generator | None, per_sample: bool = True) -> torch.Tensor:
-        if self.noise == 0:
+    def _fill(self, like: torch.Tensor, generator: torch.Generator | None, per_sample: bool = True,
+              std: float | None = None) -> torch.Tensor:
+        std = self.noise if std is None else std
+        if std == 0:
             return torch.zeros_like(like)
         device = generator.device if generator is not None else like.device
         shape = like.shape if per_sample else (1, *like.shape[1:])
         noise = torch.randn(shape, generator=generator, device=device, dtype=like.dtype)
-        return (self.noise * noise).to(like.device).expand_as(like)
+        return (std * noise).to(like.device).expand_as(like)
 
     def image_state(self, z: torch.Tensor, generator: torch.Generator | None = None,
                     per_sample: bool = True) -> torch.Tensor:
@@ -58,10 +63,13 @@ class StateLayout:
     def mask_state(self, z: torch.Tensor, generator: torch.Generator | None = None,
                    source: torch.Tensor | None = None) -> torch.Tensor:
         """The state at ``t = 1`` for mask latents ``z`` ``(B, C, h, w)``: ``z`` itself, or ``[fill, z]``; with a
-        ``source`` (same shape: a painting of the mask, :mod:`semflow.flow.class_means`) ``[source, z]``."""
+        ``source`` (same shape: a painting of the mask, :mod:`semflow.flow.class_means`) ``[source + noise, z]``
+        (the noise of ``image_noise``; none drawn where it is 0)."""
         if not self.stacked:
             return z
-        image = self._fill(z, generator) if source is None else source.to(z.dtype)
+        image = self._fill(z, generator, std=self.image_noise)
+        if source is not None:
+            image = source.to(z.dtype) if self.image_noise == 0 else source.to(z.dtype) + image
         return torch.cat([image, z], dim=1)
 
     def image_part(self, state: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,7 @@ from semflow.flow.class_head import HeadMean
 from semflow.flow.class_means import SceneBank, class_means, paint
 from semflow.flow.path import sample_path, sample_time
 from semflow.flow.self_alignment import self_aligned_sample
-from semflow.flow.solver import SOLVERS, ODESolver, time_grid
+from semflow.flow.solver import SOLVERS, ODESolver, RenoisedSource, time_grid
 from semflow.flow.state import StateLayout
 from semflow.flow.velocity import VelocityModel
 from semflow.images import as_images
@@ -65,7 +65,7 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         super().__init__(codec, network, config, dataset)
         self.velocity = VelocityModel(network, time_scale=config.time_scale,
                                       head_channels=self.head_channels(dataset, config))
-        self.layout = StateLayout(config.state, config.state_noise)
+        self.layout = StateLayout(config.state, config.state_noise, config.image_fill)
         self.objective = config.objective
         # model.image_source=class-means: the training scenes' class colours synthesis paints masks with (collected
         # by prepare_training, saved with the model; semflow.flow.class_means).
@@ -284,6 +284,7 @@ class SemFlowPipeline(Segmenter, method="semflow"):
         solver: str | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         colors: torch.Tensor | None = None,
+        eta: float | None = None,
     ) -> SynthesisOutput:
         """Synthesize ``samples`` images per mask, each from a fresh perturbation of the pseudo-mask.
 
@@ -300,7 +301,9 @@ class SemFlowPipeline(Segmenter, method="semflow"):
                 other masks of the batch (as diffusers pipelines treat a list of generators).
             colors: ``model.image_source=class-means`` only: the class colours to paint the masks with, ``(B or 1,
                 K + 1, C)`` as :meth:`scene_colors` returns them, instead of a training scene drawn per sample (the
-                samples of a mask then differ by the perturbation alone).
+                samples of a mask then differ by the perturbation and the noise alone).
+            eta: the share of the image part's noise at the mask end redrawn at every step (stochastic Euler steps,
+                :class:`~semflow.flow.solver.RenoisedSource`); default ``model.synthesis_eta``; ``0``: the ODE.
         """
         solver = self.check_solver(solver)
         if labels.dim() != 3:
@@ -309,6 +312,14 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             raise SemflowInputError(f"samples={samples}; expected >= 1")
         if isinstance(generator, list) and len(generator) != labels.shape[0]:
             raise SemflowInputError(f"{len(generator)} generators for {labels.shape[0]} masks; expected one per mask")
+        eta = self.config.synthesis_eta if eta is None else eta
+        if eta:
+            if not (0 < eta <= 1) or not (self.layout.stacked and self.layout.image_noise > 0):
+                raise SemflowInputError(f"eta={eta}: stochastic synthesis redraws a share in [0, 1] of the image "
+                                        "part's fill, and needs a model with one (model.state_image_noise > 0)")
+            if solver not in ("euler", "snap"):  # snap has no projection at the image end: Euler itself
+                raise SemflowInputError(f"synthesis with eta={eta} (model.synthesis_eta) takes stochastic Euler steps; "
+                                        f"solver {solver!r} has none: use euler, or eta=0 for the ODE")
         if generator is None:
             generator = make_generator(torch.seed() if seed is None else seed)
         p = self._param()
@@ -338,7 +349,14 @@ class SemFlowPipeline(Segmenter, method="semflow"):
                                         f"one starts synthesis from model.image_source={self.config.image_source}")
             z1 = torch.cat([self.layout.mask_state(z_b, g, source=s_b)
                             for z_b, g, s_b in zip(mask.split(samples), generators, source)])
-        out = ODESolver(self.velocity).sample(z1, time_grid(steps, reverse=True, device=z1.device), method=solver)
+        renoise = None
+        if eta:  # the noise around the painted source (or zeros) is redrawn; the mask part follows Euler
+            image_mean = torch.zeros_like(mask) if source[0] is None else torch.cat(source)  # type: ignore[arg-type]
+            scale = torch.cat([torch.full_like(mask[:1], self.layout.image_noise), torch.zeros_like(mask[:1])], dim=1)
+            renoise = RenoisedSource(torch.cat([image_mean, mask], dim=1), scale, eta, generators)
+            solver = "euler"
+        out = ODESolver(self.velocity).sample(z1, time_grid(steps, reverse=True, device=z1.device), method=solver,
+                                              renoise=renoise)
         images = self.codec.decode(self.layout.image_part(out.z)).float().clamp(0, 1)
         return SynthesisOutput(images=images.reshape(labels.shape[0], samples, *images.shape[1:]))
 
