@@ -491,7 +491,7 @@ def upgrade(data: dict[str, Any], where: str = "config", training: bool = True) 
         return data
 
     def refuse(key: str, value: Any) -> None:
-        raise SemflowInputError(f"{where}: {key}={value!r} is an option semflow no longer has (docs/quality.md, "
+        raise SemflowInputError(f"{where}: {key}={_short(value)} is an option semflow no longer has (docs/quality.md, "
                                 "\"Tried and removed\"); drop it (a model trained with it needs retraining)")
 
     section = "model.objective"
