@@ -52,5 +52,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"noise-flow rival ({rival['train']['steps']} steps): diversity {rival['diversity_l1']:.4f}, mIoU of its "
               f"samples segmented by the SemFlow model {rival['sis_miou']:.3f}, high-frequency energy ratio "
               f"{rival['hf_ratio']:.2f}")
+    else:
+        print("noise-flow rival: not trained here (about 0.8x SemFlow's training time more than the demo's budget); "
+              "`semflow demo --rival` trains it for the same steps, and `semflow bench paper` compares both at equal "
+              "budget on CamVid")
     print(f"semflow demo: done in {metrics['total_seconds'] / 60:.1f} min; report: {(args.out / 'index.html').resolve()}")
     return 0
