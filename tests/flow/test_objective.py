@@ -129,13 +129,16 @@ def test_self_aligned_states_of_the_exact_field_are_path_points():
 
 
 @pytest.mark.parametrize("noise", [0.0, 0.3])
-def test_the_image_part_at_the_mask_end_is_the_fill_or_the_source(noise):
-    layout = StateLayout("stacked", noise)
+def test_the_image_part_at_the_mask_end_is_the_fill_or_the_source_plus_its_noise(noise):
     mask, source = torch.zeros(64, 2, 8, 8), torch.randn(64, 2, 8, 8)
-    filled = layout.mask_state(mask, torch.Generator().manual_seed(0))
-    assert float(layout.image_part(filled).std()) == pytest.approx(noise, abs=0.01)
+    filled = StateLayout("stacked", noise).mask_state(mask, torch.Generator().manual_seed(0))
+    assert float(filled[:, :2].std()) == pytest.approx(noise, abs=0.01)
+    flat = StateLayout("stacked", 0.1, image_noise=0.0).mask_state(mask, torch.Generator().manual_seed(0), source=source)
+    assert torch.equal(flat[:, :2], source) and torch.equal(flat[:, 2:], mask)
+    layout = StateLayout("stacked", 0.1, image_noise=noise)
     painted = layout.mask_state(mask, torch.Generator().manual_seed(0), source=source)
-    assert torch.equal(layout.image_part(painted), source) and torch.equal(layout.mask_part(painted), mask)
+    assert float((layout.image_part(painted) - source).std()) == pytest.approx(noise, abs=0.01)
+    assert torch.equal(layout.mask_part(painted), mask)
 
 
 def test_the_state_mean_weighs_both_parts_equally_and_is_the_plain_mean_for_shared_states():

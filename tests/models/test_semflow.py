@@ -304,8 +304,8 @@ def test_flow_options_are_refused_for_the_baselines_and_unknown_values(config, m
     ({"train": {"objective": {"image_weight": 0.9}}}, "train.objective.image_weight=0.9"),
     ({"train": {"objective": {"time": {"kind": "logit-normal"}}}}, "train.objective.time"),
     ({"train": {"objective": {"class_weight": 1.0}}}, "train.objective.class_weight=1.0"),
-    ({"model": {"state": "stacked", "state_noise": 0.1, "image_source": "class-means", "state_image_noise": None}},
-     "model.state_image_noise=None"),
+    ({"model": {"state": "stacked", "state_noise": 0.1, "image_source": "fill", "state_image_noise": 0.5}},
+     "model.state_image_noise=0.5"),
 ])
 def test_configurations_with_removed_options_are_refused_naming_them(tmp_path, old, match):
     from semflow.config import load_run_config
