@@ -18,7 +18,6 @@ Written by hand: diffusers has no SPADE block and no discriminator.
 from __future__ import annotations
 
 import inspect
-import json
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from semflow.errors import SemflowInputError
-from semflow.networks.unet import WEIGHTS_FILE, load_exact
+from semflow.networks.unet import load_exact, read_network_folder
 
 # The UNet's default widths; SPADE's hidden width follows the widest level (None), which keeps the generator's
 # parameters within 20% of SemFlow's UNet at the same block_out_channels (tests/models/test_rivals.py).
@@ -242,17 +241,7 @@ def load_spade(directory: Path) -> SpadeGAN:
         SemflowInputError: a missing or corrupt file, an unknown config key, weights that do not fit.
     """
     directory = Path(directory)
-    config_file, weights = directory / "config.json", directory / WEIGHTS_FILE
-    if not config_file.is_file():
-        raise SemflowInputError(f"{directory}: missing config.json of the spade network")
-    if not weights.is_file():
-        raise SemflowInputError(f"{directory}: missing {WEIGHTS_FILE} (the weights; model folders hold safetensors only)")
-    try:
-        config = json.loads(config_file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise SemflowInputError(f"{config_file}: corrupt JSON ({str(err).splitlines()[0]})") from None
-    if not isinstance(config, dict):
-        raise SemflowInputError(f"{config_file}: expected a JSON object (the spade network's config)")
+    config, config_file, weights = read_network_folder(directory, "the spade network")
     args = {k: v for k, v in config.items() if not k.startswith("_")}
     try:
         model = build_spade({k: v for k, v in args.items() if k not in ("in_channels", "out_channels")},

@@ -25,6 +25,23 @@ DEFAULT_UNET2D: dict[str, Any] = {
     "norm_num_groups": 8,
 }
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
+
+
+def read_network_folder(directory: Path, what: str) -> tuple[dict[str, Any], Path, Path]:
+    """A network folder's ``config.json`` (a JSON object), its path and the weights' path, both files present;
+    one line naming the file otherwise (``what`` names the network in it)."""
+    config_file, weights = directory / "config.json", directory / WEIGHTS_FILE
+    if not config_file.is_file():
+        raise SemflowInputError(f"{directory}: missing config.json of {what}")
+    if not weights.is_file():
+        raise SemflowInputError(f"{directory}: missing {WEIGHTS_FILE} (the weights; model folders hold safetensors only)")
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SemflowInputError(f"{config_file}: corrupt JSON ({str(err).splitlines()[0]})") from None
+    if not isinstance(config, dict):
+        raise SemflowInputError(f"{config_file}: expected a JSON object ({what}'s config)")
+    return config, config_file, weights
 # Attention heads of 32 channels, or one head when the lowest level is narrower than that.
 HEAD_DIM = 32
 
@@ -52,17 +69,7 @@ def load_unet2d(directory: Path) -> UNet2DModel:
             weights missing, unexpected or of another shape.
     """
     directory = Path(directory)
-    config_file, weights = directory / "config.json", directory / WEIGHTS_FILE
-    if not config_file.is_file():
-        raise SemflowInputError(f"{directory}: missing config.json of the UNet2DModel")
-    if not weights.is_file():
-        raise SemflowInputError(f"{directory}: missing {WEIGHTS_FILE} (the weights; model folders hold safetensors only)")
-    try:
-        config = json.loads(config_file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise SemflowInputError(f"{config_file}: corrupt JSON ({str(err).splitlines()[0]})") from None
-    if not isinstance(config, dict):
-        raise SemflowInputError(f"{config_file}: expected a JSON object (the UNet2DModel config)")
+    config, config_file, weights = read_network_folder(directory, "the UNet2DModel")
     accepted = set(inspect.signature(UNet2DModel.__init__).parameters) - {"self"}
     unknown = sorted(k for k in config if not k.startswith("_") and k not in accepted)
     if unknown:
