@@ -517,9 +517,11 @@ def upgrade(data: dict[str, Any], where: str = "config", training: bool = True) 
         model.pop(key, None)
     if isinstance(model.get("palette"), dict) and model["palette"].get("kind") == "separated":
         refuse("model.palette.kind", "separated")
-    if "state_image_noise" in model:  # before it was noise on the class-means painting, it was the image part's own fill
+    # Before it was noise on the class-means painting, it was the image part's own fill. Saved files name their
+    # image source; without one (a preset's, or --set) the value is already today's meaning.
+    if "state_image_noise" in model and "image_source" in model:
         image_noise, noise = model["state_image_noise"], model.get("state_noise", 0.0)
-        if model.get("image_source", "fill") == "fill":  # the fill is state_noise's now
+        if model["image_source"] == "fill":  # the fill is state_noise's now
             if image_noise not in (None, 0.0, noise):
                 refuse("model.state_image_noise", image_noise)
             model["state_image_noise"] = 0.0

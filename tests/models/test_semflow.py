@@ -457,3 +457,13 @@ def test_stochastic_synthesis_leaves_segmentation_and_the_ode_as_they_were(tmp_p
 def test_bad_synthesis_eta_is_refused(config, match):
     with pytest.raises(SemflowInputError, match=match):
         ModelConfig(**config)
+
+
+def test_the_class_means_noise_can_be_set_on_the_recommended_preset():
+    """--set model.state_image_noise on a preset that paints class means is today's option, not an old file's fill."""
+    from semflow.config import load_run_config
+
+    config = load_run_config(None, ["model.state_image_noise=0.05"], preset_name="recommended")
+    assert config.model.image_source == "class-means" and config.model.state_image_noise == 0.05
+    with pytest.raises(SemflowInputError, match="state_image_noise"):  # the paper preset paints no class means
+        load_run_config(None, ["model.state_image_noise=0.05"], preset_name="paper")
