@@ -329,8 +329,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             # Synthesis starts from the mask painted with a training scene's class colours (real scenes' variety),
             # plus Gaussian noise that the flow turns into texture (a flat source gives flat samples).
             "image_source": "class-means", "state_image_noise": 0.1,
-            # Stochastic synthesis: half of that noise is redrawn at every step (docs/synthesis.md).
-            "synthesis_eta": 0.5,
+            # Stochastic synthesis: all of that noise is redrawn at every step (docs/synthesis.md).
+            "synthesis_eta": 1.0,
             # Class colours spread over the whole colour cube.
             "palette": {"kind": "spread"},
             # Segment with Euler steps towards the predicted mask end projected onto the palette colours of the

@@ -164,6 +164,24 @@ def test_demo_with_the_rival_trains_noise_flow_for_as_many_steps_and_reports_it_
     assert "Beside the noise-flow rival" in (out / "index.html").read_text()
 
 
+
+def test_synthesize_eta_overrides_the_models_stochastic_steps(tiny_model, tmp_path, capsys):
+    """--eta 0 is the ODE (other images than the model's own eta, the same with the same seed); bad values and
+    models without SemFlow's noise are refused in one line before anything is written."""
+    masks = [str(p) for p in sorted(write_samples(tmp_path / "in", n=1).glob("mask*.png"))]
+    args = ["synthesize", "--model", str(tiny_model), "--steps", "3", "--seed", "1", *masks]
+    assert json.loads((tiny_model / "semflow_config.json").read_text())["model"]["synthesis_eta"] > 0
+    for name, extra in (("own", []), ("ode", ["--eta", "0"]), ("ode2", ["--eta", "0"])):
+        assert main(args + extra + ["--out", str(tmp_path / name)]) == 0
+    read = lambda d: np.asarray(Image.open(tmp_path / d / "mask0_0.png"))  # noqa: E731
+    assert np.array_equal(read("ode"), read("ode2")) and not np.array_equal(read("own"), read("ode"))
+    capsys.readouterr()  # the runs' progress bars
+    for bad, match in (("1.5", "eta=1.5; expected a share"), ("nan", "eta=nan")):
+        assert match in run_bad(args + ["--eta", bad, "--out", str(tmp_path / "bad")], capsys)
+    assert "solver 'heun' has none" in run_bad(args + ["--eta", "0.5", "--solver", "heun", "--out",
+                                                       str(tmp_path / "bad")], capsys)
+    assert not (tmp_path / "bad").exists()
+
 # ---------------------------------------------------------------------------------------------- bad input
 def run_bad(args, capsys):
     code = main(args)

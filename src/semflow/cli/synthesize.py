@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--guidance", type=float, metavar="W",
                    help="classifier-free guidance scale >= 0 of a noise-flow model (default: the model's own; 1: the "
                         "conditional field alone, above 1: stronger guidance towards the mask)")
+    p.add_argument("--eta", type=float, metavar="E",
+                   help="share in [0, 1] of the painting's noise a SemFlow model redraws at every step (default: the "
+                        "model's model.synthesis_eta; 0: the ODE, more faithful to the model's colours, less varied)")
     p.add_argument("--batch-size", type=positive_int, default=8, help="masks per forward pass")
     add_device_arg(p)
     add_speed_args(p)
@@ -56,11 +59,16 @@ def synthesis_options(pipe, args: argparse.Namespace) -> dict:
     if args.solver is not None and args.solver not in pipe.SOLVERS:
         runs = f"runs {', '.join(pipe.SOLVERS)}" if pipe.SOLVERS else "synthesizes in one pass (no solver)"
         raise SemflowInputError(f"--solver {args.solver}: a {pipe.method} model {runs}")
+    options = {}
+    if args.eta is not None:
+        if pipe.method != "semflow":
+            raise SemflowInputError(f"--eta applies to a semflow model; {args.model} is a {pipe.method} model")
+        options["eta"] = pipe.check_eta(args.eta, args.solver)
     if args.guidance is None:
-        return {}
+        return options
     if not getattr(pipe, "guided", False):
         raise SemflowInputError(f"--guidance applies to a noise-flow model; {args.model} is a {pipe.method} model")
-    return {"guidance": pipe.check_guidance(args.guidance)}
+    return {**options, "guidance": pipe.check_guidance(args.guidance)}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ time through :class:`semflow.flow.velocity.VelocityModel` (the one place ``t`` b
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ClassVar, Iterable
@@ -275,6 +276,19 @@ class SemFlowPipeline(Segmenter, method="semflow"):
                                   trajectory=trajectory)
 
     @torch.no_grad()
+    def check_eta(self, eta: float, solver: str | None = None) -> float:
+        """``eta`` (the share of the image part's noise redrawn at every synthesis step) if this model and ``solver``
+        can take it; otherwise one clear :class:`SemflowInputError`."""
+        if not (math.isfinite(eta) and 0 <= eta <= 1):
+            raise SemflowInputError(f"eta={eta}; expected a share from 0 (the ODE) to 1 (all the noise redrawn)")
+        if eta and not (self.layout.stacked and self.layout.image_noise > 0):
+            raise SemflowInputError(f"eta={eta}: stochastic synthesis redraws the image part's noise at the mask "
+                                    "end, and this model has none (model.state_image_noise = 0)")
+        if eta and solver not in (None, "euler", "snap"):  # snap has no projection at the image end: Euler itself
+            raise SemflowInputError(f"synthesis with eta={eta} (model.synthesis_eta) takes stochastic Euler steps; "
+                                    f"solver {solver!r} has none: use euler, or eta=0 for the ODE")
+        return float(eta)
+
     def synthesize(
         self,
         labels: torch.Tensor,
@@ -312,14 +326,7 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             raise SemflowInputError(f"samples={samples}; expected >= 1")
         if isinstance(generator, list) and len(generator) != labels.shape[0]:
             raise SemflowInputError(f"{len(generator)} generators for {labels.shape[0]} masks; expected one per mask")
-        eta = self.config.synthesis_eta if eta is None else eta
-        if eta:
-            if not (0 < eta <= 1) or not (self.layout.stacked and self.layout.image_noise > 0):
-                raise SemflowInputError(f"eta={eta}: stochastic synthesis redraws a share in [0, 1] of the image "
-                                        "part's fill, and needs a model with one (model.state_image_noise > 0)")
-            if solver not in ("euler", "snap"):  # snap has no projection at the image end: Euler itself
-                raise SemflowInputError(f"synthesis with eta={eta} (model.synthesis_eta) takes stochastic Euler steps; "
-                                        f"solver {solver!r} has none: use euler, or eta=0 for the ODE")
+        eta = self.check_eta(self.config.synthesis_eta if eta is None else eta, solver)
         if generator is None:
             generator = make_generator(torch.seed() if seed is None else seed)
         p = self._param()
