@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(run)
             batch = next(iter(run.loader))
             params[name] = run.model.parameter_counts()
-            aligned = run.config.train.objective.self_align_fraction
+            aligned = run.config.model.objective.self_align_fraction
             phases = {name: (0, 1 - aligned)}
             if aligned:  # the self-aligned phase: the loop's train_step decides it from the step reached
                 phases[f"{name} (self-aligned phase)"] = (args.train_steps - 1, aligned)
