@@ -58,6 +58,8 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "source-noise-0": (DEFAULT_PRESET, ["model.state_image_noise=0", "model.synthesis_eta=0"]),
     "source-noise-0.05": (DEFAULT_PRESET, ["model.state_image_noise=0.05", "model.synthesis_eta=0"]),
     "source-noise-0.1": (DEFAULT_PRESET, ["model.state_image_noise=0.1", "model.synthesis_eta=0"]),
+    # More training mass at the synthesis end (t = 1): 30% instead of 10%, taken from the uniform share.
+    "t1-mass-0.3": (DEFAULT_PRESET, ["model.objective.t1_mass=0.3"]),
     "source-noise-0.15": (DEFAULT_PRESET, ["model.state_image_noise=0.15", "model.synthesis_eta=0"]),
     "source-noise-0.2": (DEFAULT_PRESET, ["model.state_image_noise=0.2", "model.synthesis_eta=0"]),
     "source-noise-0.25": (DEFAULT_PRESET, ["model.state_image_noise=0.25", "model.synthesis_eta=0"]),
