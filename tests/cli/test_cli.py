@@ -164,10 +164,9 @@ def test_demo_with_the_rival_trains_noise_flow_for_as_many_steps_and_reports_it_
     assert "Beside the noise-flow rival" in (out / "index.html").read_text()
 
 
-
 def test_synthesize_eta_overrides_the_models_stochastic_steps(tiny_model, tmp_path, capsys):
-    """--eta 0 is the ODE (other images than the model's own eta, the same with the same seed); bad values and
-    models without SemFlow's noise are refused in one line before anything is written."""
+    """--eta 0 is the ODE (other images than the model's own eta, the same with the same seed); a value outside
+    [0, 1] and a solver without stochastic steps are refused in one line before anything is written."""
     masks = [str(p) for p in sorted(write_samples(tmp_path / "in", n=1).glob("mask*.png"))]
     args = ["synthesize", "--model", str(tiny_model), "--steps", "3", "--seed", "1", *masks]
     assert json.loads((tiny_model / "semflow_config.json").read_text())["model"]["synthesis_eta"] > 0
@@ -181,6 +180,7 @@ def test_synthesize_eta_overrides_the_models_stochastic_steps(tiny_model, tmp_pa
     assert "solver 'heun' has none" in run_bad(args + ["--eta", "0.5", "--solver", "heun", "--out",
                                                        str(tmp_path / "bad")], capsys)
     assert not (tmp_path / "bad").exists()
+
 
 # ---------------------------------------------------------------------------------------------- bad input
 def run_bad(args, capsys):

@@ -434,6 +434,12 @@ def test_stochastic_synthesis_leaves_segmentation_and_the_ode_as_they_were(tmp_p
     a = ode.synthesize(labels, steps=4, samples=2, seed=3).images
     torch.testing.assert_close(sde.synthesize(labels, steps=4, samples=2, seed=3, eta=0).images, a)
     b = sde.synthesize(labels, steps=4, samples=2, seed=3).images
+    modes = []  # synthesis builds no autograd graph, in the codec (a latent decoder has weights) as in the solve
+    decode = sde.codec.decode
+    sde.codec.decode = lambda z: modes.append(torch.is_grad_enabled()) or decode(z)
+    sde.synthesize(labels, steps=1, seed=3)
+    del sde.codec.decode
+    assert modes == [False]
     assert not torch.allclose(a, b) and torch.equal(b, sde.synthesize(labels, steps=4, samples=2, seed=3).images)
     torch.testing.assert_close(ode.synthesize(labels, steps=4, samples=2, seed=3, eta=0.5).images, b)
     gens = lambda: [torch.Generator().manual_seed(10 + i) for i in range(3)]  # noqa: E731
@@ -446,6 +452,9 @@ def test_stochastic_synthesis_leaves_segmentation_and_the_ode_as_they_were(tmp_p
         sde.synthesize(labels, steps=2, solver="heun")
     with pytest.raises(SemflowInputError, match="eta=1.5"):
         sde.synthesize(labels, steps=2, eta=1.5)
+    shared = SemFlowPipeline.from_config(ModelConfig(size=[16, 16], network_args=TINY_NETWORK), info).eval()
+    with pytest.raises(SemflowInputError, match="this model has none"):  # no noise at the mask end to redraw
+        shared.synthesize(labels, steps=2, eta=0.5)
 
 
 @pytest.mark.parametrize("config, match", [

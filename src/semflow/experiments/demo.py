@@ -31,7 +31,7 @@ DEMO_STEPS = [1, 2, 5, 10, 25]
 DEFAULT_STEPS = 25
 # Synthesis scored on this many test masks (at most test_images), this many samples each (diversity, cycle mIoU).
 SYNTHESIS_MASKS, SYNTHESIS_SAMPLES = 32, 4
-# Seconds of the time budget kept for evaluation, synthesis and the report (docs/quality.md, the demo's budget).
+# Seconds of the time budget kept for evaluation, synthesis and the report (what they take: the README's make demo).
 RESERVED_SECONDS = 75.0
 
 

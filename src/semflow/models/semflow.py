@@ -275,7 +275,6 @@ class SemFlowPipeline(Segmenter, method="semflow"):
                                   pseudo_mask=self.decode_pseudo_masks(self.layout.mask_part(out.z)).float(),
                                   trajectory=trajectory)
 
-    @torch.no_grad()
     def check_eta(self, eta: float, solver: str | None = None) -> float:
         """``eta`` (the share of the image part's noise redrawn at every synthesis step) if this model and ``solver``
         can take it; otherwise one clear :class:`SemflowInputError`."""
@@ -289,6 +288,7 @@ class SemFlowPipeline(Segmenter, method="semflow"):
                                     f"solver {solver!r} has none: use euler, or eta=0 for the ODE")
         return float(eta)
 
+    @torch.no_grad()
     def synthesize(
         self,
         labels: torch.Tensor,

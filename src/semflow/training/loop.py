@@ -232,7 +232,7 @@ def _setup(config: RunConfig, out: Path, dataset: SegmentationDataset | None, re
                         num_workers=tc.num_workers)
     lr_factor = accelerator.num_processes * tc.gradient_accumulation_steps if tc.scale_lr else 1
     lr = tc.lr * lr_factor
-    # The fused kernel: one pass over all tensors, not a loop per tensor (docs/distributed.md, the step's profile).
+    # The fused kernel: one pass over all tensors, not a loop per tensor (docs/distributed.md, "Training overhead").
     fused = {"fused": True} if accelerator.device.type in ("cpu", "cuda") else {}
     # The method's parameter groups (one, or a GAN's generator and discriminator at their own rates and betas).
     optimizer = torch.optim.AdamW(model.param_groups(lr), lr=lr, weight_decay=tc.weight_decay, **fused)
