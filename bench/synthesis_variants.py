@@ -1,0 +1,191 @@
+"""CamVid synthesis variants that lost (docs/synthesis.md, "Tried this round on CamVid"): train one, or score one by the judge.
+
+The variants are measurement only: each is a patch applied in this process, never an option of the library (they
+lost their rows, docs/quality.md "Tried and removed"). Two commands:
+
+* ``train OUT [KEY=VALUE ...]``: ``bench paper``'s SemFlow ``recommended`` model on CamVid (48x64, 2000 steps,
+  its configuration code: :func:`semflow.experiments.paper.run_config`) with overrides, e.g.
+  ``model.state_image_noise=0.5`` or ``model.objective.t0_mass=0.2``; ``--x-prediction TMIN`` trains the image part
+  as an image prediction: the network's image channels are ``x0``, the velocity ``(z - x0) / max(t, TMIN)``
+  (Li & He 2025's x-prediction with the velocity loss; pass it again when scoring).
+* ``score MODEL --out FILE``: SIS-mIoU, FD, KID, both diversities, cycle mIoU and the HF ratio by the CamVid judge on
+  100 evenly spaced test masks, 2 samples each at 25 steps (``bench/score_synthesis.py``'s protocol) with
+  ``--eta``, and one sampling variant:
+
+  - ``--known-mask``: the mask part's velocity replaced by the known ``mask - fill`` (the part follows its
+    interpolant exactly, a fill drawn per sample);
+  - ``--eta-early E --switch T``: ``eta = E`` at ``t > T`` and the model's ``eta`` below;
+  - ``--rho R``: the time grid ``(i / N)^R`` (``R > 1``: steps denser at the image end);
+  - ``--guide L``: guidance from the known mask by the class head: at every step the predicted image ``x0 = z -
+    t v`` moves by ``-L`` times the gradient of the head's summed cross-entropy against the mask, the head reading
+    ``[x0, fill]`` at ``t = 0`` (as in segmentation): one more forward and backward pass a step.
+
+    python bench/synthesis_variants.py train runs/variants/t0m0.2 model.objective.t0_mass=0.2
+    python bench/synthesis_variants.py score runs/variants/t0m0.2 --eta 1 --out runs/variants/t0m0.2.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+DATA = "camvid:../shared/data/camvid"
+
+
+def x_prediction(tmin: float) -> None:
+    """Patch :class:`~semflow.flow.velocity.VelocityModel`: the first half of a stacked state's output channels are
+    the image ``x0``, turned into the velocity ``(z - x0) / max(t, tmin)``."""
+    from semflow.flow import velocity
+
+    plain = velocity.VelocityModel._output
+
+    def output(self, z, t, condition=None):
+        out, logits = plain(self, z, t, condition)
+        c = z.shape[1] // 2
+        tb = t.view(-1, 1, 1, 1).to(out.dtype).clamp(min=tmin)
+        return torch.cat([(z[:, :c] - out[:, :c]) / tb, out[:, c:]], dim=1), logits
+
+    velocity.VelocityModel._output = output
+
+
+def descending_velocity(wrap) -> None:
+    """Patch the synthesis solve: ``wrap(velocity, z_init)`` gives the field a descending solve from ``t = 1`` uses."""
+    import semflow.models.semflow as module
+
+    base = module.ODESolver
+
+    class Solver(base):
+        def sample(self, z_init, time_grid, **kw):
+            if float(time_grid[0]) != 1.0:
+                return super().sample(z_init, time_grid, **kw)
+            return base(wrap(self.velocity, z_init)).sample(z_init, time_grid, **kw)
+
+    module.ODESolver = Solver
+
+
+def sampling_variant(args, model) -> None:
+    import torch.nn.functional as F
+
+    import semflow.models.semflow as module
+    from semflow.flow import solver
+    from semflow.seeding import make_generator
+
+    layout = model.layout
+    if args.known_mask:
+        def known(velocity, z_init):
+            mask = layout.mask_part(z_init)
+            fill = layout.noise * torch.randn(mask.shape, generator=make_generator(args.seed + 1))
+            return lambda z, t: torch.cat([layout.image_part(velocity(z, t)), mask - fill.to(mask)], dim=1)
+        descending_velocity(known)
+    if args.eta_early is not None:
+        plain = solver.RenoisedSource.step
+
+        def step(self, v, z, t0, t1):
+            late, self.eta = self.eta, args.eta_early if float(t0) > args.switch else self.eta
+            try:
+                return plain(self, v, z, t0, t1)
+            finally:
+                self.eta = late
+        solver.RenoisedSource.step = step
+    if args.rho is not None:
+        uniform = module.time_grid
+        module.time_grid = lambda steps, reverse=False, device=None: (
+            uniform(steps, reverse, device) ** args.rho if reverse else uniform(steps, reverse, device))
+    if args.covering_scenes:
+        bank, paint = model.require_scenes(), module.paint
+        draws = make_generator(args.seed + 2)
+
+        def covering_paint(labels, scenes, size):
+            shown = torch.zeros(labels.shape[0], bank.present.shape[1], dtype=torch.bool)
+            for b, classes in enumerate(labels.flatten(1)):
+                shown[b, classes[(classes >= 0) & (classes < shown.shape[1])].unique()] = True
+            covered = (bank.present.unsqueeze(0) | ~shown.unsqueeze(1)).sum(-1)  # (B, scenes): classes covered
+            best = covered == covered.max(dim=1, keepdim=True).values
+            pick = torch.stack([torch.multinomial(row.float(), 1, generator=draws)[0] for row in best])
+            return paint(labels, bank.complete(bank.means[pick], bank.present[pick]).to(scenes), size)
+        module.paint = covering_paint
+    if args.guide:
+        ignore = model.palette.ignore_index if model.palette.ignore_index is not None else -100
+
+        def guided(velocity, z_init):
+            labels = model.palette.decode(model.decode_pseudo_masks(layout.mask_part(z_init)).float())
+
+            def v(z, t):
+                out = velocity(z, t)
+                image, tt = layout.image_part(out), float(t[0])
+                x0 = (layout.image_part(z) - tt * image).detach()
+                with torch.enable_grad():
+                    x = x0.clone().requires_grad_(True)
+                    state = layout.image_state(x, make_generator(0), per_sample=False)
+                    logits = model.velocity.predict(state, torch.zeros_like(t)).logits
+                    ce = F.cross_entropy(logits.float(), labels.to(logits.device), ignore_index=ignore, reduction="sum")
+                    (g,) = torch.autograd.grad(ce, x)
+                return torch.cat([image + args.guide * g / tt, layout.mask_part(out)], dim=1)
+            return v
+        descending_velocity(guided)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("out", type=Path)
+    t.add_argument("overrides", nargs="*")
+    s = sub.add_parser("score")
+    s.add_argument("model", type=Path)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--judge", type=Path, default=Path.home() / ".cache/semflow/judges/camvid-fd8a8bea0c0ea47f")
+    s.add_argument("--eta", type=float)
+    s.add_argument("--known-mask", action="store_true")
+    s.add_argument("--eta-early", type=float)
+    s.add_argument("--switch", type=float, default=0.5)
+    s.add_argument("--rho", type=float)
+    s.add_argument("--guide", type=float)
+    s.add_argument("--covering-scenes", action="store_true")
+    s.add_argument("--seed", type=int, default=0)
+    for q in (t, s):
+        q.add_argument("--x-prediction", type=float, metavar="TMIN")
+        q.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.x_prediction:
+        x_prediction(args.x_prediction)
+
+    if args.command == "train":
+        from semflow.experiments.paper import PaperOptions, run_config
+        from semflow.training import train
+
+        options = PaperOptions(data=DATA, out=args.out, train_steps=2000, test_images=100, overrides=args.overrides)
+        _, result = train(run_config(options, "semflow"), args.out, progress_bar=False, resume="latest")
+        print("final loss", result.final_loss, "steps", result.steps)
+        return
+
+    from semflow.data import open_dataset
+    from semflow.evaluation.judge import Judge
+    from semflow.evaluation.subset import evenly_spaced_indices
+    from semflow.evaluation.synthesis import evaluate_synthesis
+    from semflow.io import write_json
+    from semflow.models.base import Segmenter
+
+    judge = Judge.load(args.judge).eval()
+    dataset = open_dataset(DATA, "test")
+    model = Segmenter.from_pretrained(args.model).eval()
+    if args.eta is not None:
+        model.config.synthesis_eta = args.eta
+    sampling_variant(args, model)
+    r = evaluate_synthesis(model, dataset, judges={"judge": judge}, steps=25, samples=2, seed=args.seed,
+                           batch_size=16, indices=evenly_spaced_indices(len(dataset), 100)).to_json()
+    j = r["judged"]["judge"]
+    row = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+           "fd_x1000": 1000 * j["fd"], "kid_x1e6": 1e6 * j["kid"], "sis_miou": 100 * j["sis_miou"],
+           "diversity_features": j["diversity"], "diversity_l1": r["diversity_l1"], "cycle_miou": r["cycle_miou"],
+           "hf_ratio": r.get("hf_ratio")}
+    print(json.dumps(row))
+    write_json(row, args.out)
+
+
+if __name__ == "__main__":
+    main()
