@@ -107,6 +107,17 @@ def sampling_variant(args, model) -> None:
             pick = torch.stack([torch.multinomial(row.float(), 1, generator=draws)[0] for row in best])
             return paint(labels, bank.complete(bank.means[pick], bank.present[pick]).to(scenes), size)
         module.paint = covering_paint
+    if args.mixed_scenes:
+        bank, paint = model.require_scenes(), module.paint
+        draws = make_generator(args.seed + 3)
+
+        def mixed_paint(labels, scenes, size):
+            k = bank.present.shape[1]
+            pick = torch.stack([torch.multinomial(bank.present.float().T + 1e-9, 1, generator=draws)[:, 0]
+                                for _ in range(labels.shape[0])])  # (B, K + 1): a scene per class
+            means = bank.complete(bank.means[pick, torch.arange(k)], bank.present[pick, torch.arange(k)])
+            return paint(labels, means.to(scenes), size)
+        module.paint = mixed_paint
     if args.guide:
         ignore = model.palette.ignore_index if model.palette.ignore_index is not None else -100
 
@@ -145,6 +156,7 @@ def main() -> None:
     s.add_argument("--rho", type=float)
     s.add_argument("--guide", type=float)
     s.add_argument("--covering-scenes", action="store_true")
+    s.add_argument("--mixed-scenes", action="store_true")
     s.add_argument("--seed", type=int, default=0)
     for q in (t, s):
         q.add_argument("--x-prediction", type=float, metavar="TMIN")
