@@ -16,6 +16,10 @@ lost their rows, docs/quality.md "Tried and removed"). Two commands:
     interpolant exactly, a fill drawn per sample);
   - ``--eta-early E --switch T``: ``eta = E`` at ``t > T`` and the model's ``eta`` below;
   - ``--rho R``: the time grid ``(i / N)^R`` (``R > 1``: steps denser at the image end);
+  - ``--covering-scenes``: each sample's colours from one training scene drawn among those that show every class
+    its mask shows (the most of them where none shows all);
+  - ``--mixed-scenes``: each class of a sample coloured by its own training scene, drawn for it among the scenes that
+    show it (colours mixed across scenes; ``SceneBank.draw`` replaced);
   - ``--guide L``: guidance from the known mask by the class head: at every step the predicted image ``x0 = z -
     t v`` moves by ``-L`` times the gradient of the head's summed cross-entropy against the mask, the head reading
     ``[x0, fill]`` at ``t = 0`` (as in segmentation): one more forward and backward pass a step.
@@ -108,16 +112,16 @@ def sampling_variant(args, model) -> None:
             return paint(labels, bank.complete(bank.means[pick], bank.present[pick]).to(scenes), size)
         module.paint = covering_paint
     if args.mixed_scenes:
-        bank, paint = model.require_scenes(), module.paint
-        draws = make_generator(args.seed + 3)
+        from semflow.flow.class_means import SceneBank
 
-        def mixed_paint(labels, scenes, size):
-            k = bank.present.shape[1]
-            pick = torch.stack([torch.multinomial(bank.present.float().T + 1e-9, 1, generator=draws)[:, 0]
-                                for _ in range(labels.shape[0])])  # (B, K + 1): a scene per class
-            means = bank.complete(bank.means[pick, torch.arange(k)], bank.present[pick, torch.arange(k)])
-            return paint(labels, means.to(scenes), size)
-        module.paint = mixed_paint
+        def per_class(self, count, generator=None):
+            weights = self.present.T.float()  # (K + 1, N): the scenes each class may come from
+            shown = weights.sum(1) > 0
+            weights[~shown] = 1.0
+            index = torch.multinomial(weights, count, replacement=True, generator=generator).T  # (count, K + 1)
+            means = self.means[index, torch.arange(weights.shape[0])]
+            return torch.where(shown.unsqueeze(-1), means, self.fallback.to(means.dtype))
+        SceneBank.draw = per_class
     if args.guide:
         ignore = model.palette.ignore_index if model.palette.ignore_index is not None else -100
 

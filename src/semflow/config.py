@@ -135,9 +135,6 @@ class ModelConfig:
         synthesis_eta: with noise in the image part at the mask end (:attr:`image_fill` > 0) only: synthesis takes
             stochastic Euler steps that redraw this share (``[0, 1]``) of that noise at every step
             (:class:`semflow.flow.solver.RenoisedSource`); ``0``: the ODE. Segmentation is unchanged.
-        synthesis_time_power: ``semflow`` only: synthesis solves on the times ``(i / N)^p``, ``i = N..0``: ``1``
-            uniform (the paper), ``p > 1`` steps denser at the image end (``recommended``: 2; docs/synthesis.md).
-            Segmentation keeps its uniform grid.
         objective: ``semflow`` only: the training objective (:class:`ObjectiveConfig`), the model's own.
     """
 
@@ -159,7 +156,6 @@ class ModelConfig:
     solver: str | None = None
     readout: str = "palette"
     synthesis_eta: float = 0.0
-    synthesis_time_power: float = 1.0
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
     @property
@@ -206,11 +202,6 @@ class ModelConfig:
             raise SemflowInputError("model.synthesis_eta redraws the noise of the image part at the mask end: it needs "
                                     "model.state=stacked with model.state_image_noise (class-means) or state_noise "
                                     "(fill) > 0")
-        if not (math.isfinite(self.synthesis_time_power) and 0.25 <= self.synthesis_time_power <= 8):
-            raise SemflowInputError(f"model.synthesis_time_power={self.synthesis_time_power}; expected a number from "
-                                    "0.25 to 8 (1: uniform steps, 2: denser at the image end)")
-        if self.synthesis_time_power != 1.0 and self.method != "semflow":
-            raise SemflowInputError(f"model.synthesis_time_power applies to model.method=semflow, not {self.method!r}")
         if self.method != "semflow" and (self.state, self.readout) != ("shared", "palette"):
             raise SemflowInputError(f"model.state and model.readout apply to model.method=semflow, not "
                                     f"{self.method!r}")
@@ -340,8 +331,6 @@ PRESETS: dict[str, dict[str, Any]] = {
             "image_source": "class-means", "state_image_noise": 0.1,
             # Stochastic synthesis: all of that noise is redrawn at every step (docs/synthesis.md).
             "synthesis_eta": 1.0,
-            # Synthesis steps on the times (i / N)^2: denser where the image's detail is drawn (docs/synthesis.md).
-            "synthesis_time_power": 2.0,
             # Class colours spread over the whole colour cube.
             "palette": {"kind": "spread"},
             # Segment with Euler steps towards the predicted mask end projected onto the palette colours of the
@@ -364,7 +353,7 @@ DEFAULT_PRESET = "recommended"
 
 # What only a SemFlow model has: a preset's values for these do not apply to the baselines.
 _FLOW_ONLY = {"model": ("state", "state_noise", "state_image_noise", "image_source", "solver", "readout",
-                        "synthesis_eta", "synthesis_time_power", "objective")}
+                        "synthesis_eta", "objective")}
 
 
 def preset(name: str, method: str = "semflow") -> dict[str, Any]:

@@ -172,9 +172,3 @@ def test_stochastic_steps_are_refused_off_a_descending_euler_solve():
     for grid, method in ((time_grid(2), "euler"), (time_grid(2, reverse=True), "heun")):
         with pytest.raises(ValueError, match="stochastic steps"):
             ODESolver(lambda z, t: z).sample(torch.zeros(1, 1), grid, method=method, renoise=source)
-
-
-def test_a_time_grid_power_bends_the_grid_towards_t_0():
-    torch.testing.assert_close(time_grid(4, power=2.0), torch.tensor([0.0, 0.0625, 0.25, 0.5625, 1.0]))
-    torch.testing.assert_close(time_grid(4, reverse=True, power=2.0), torch.tensor([1.0, 0.5625, 0.25, 0.0625, 0.0]))
-    assert torch.equal(time_grid(5, power=1.0), time_grid(5))

@@ -476,37 +476,3 @@ def test_the_class_means_noise_can_be_set_on_the_recommended_preset():
     assert config.model.image_source == "class-means" and config.model.state_image_noise == 0.05
     with pytest.raises(SemflowInputError, match="state_image_noise"):  # the paper preset paints no class means
         load_run_config(None, ["model.state_image_noise=0.05"], preset_name="paper")
-
-
-def test_synthesis_solves_on_the_configured_time_grid_and_segmentation_stays_uniform():
-    info = open_dataset("shapes", "test").info
-    model = SemFlowPipeline.from_config(ModelConfig(size=[16, 16], network_args=TINY_NETWORK, state="stacked",
-                                                    synthesis_time_power=2.0), info).eval()
-    seen = []
-    output = model.velocity._output  # the one network call under forward and predict
-    model.velocity._output = lambda z, t, *a: seen.append(round(float(t[0]), 6)) or output(z, t, *a)
-    images, labels = batch()
-    model.synthesize(labels[:1], steps=4, seed=0)
-    assert seen == [1.0, 0.5625, 0.25, 0.0625]  # (i / 4)^2, i = 4..1: the last step lands on t = 0
-    seen.clear()
-    model.segment(images[:1], steps=4)
-    assert seen == [0.0, 0.25, 0.5, 0.75]
-
-
-@pytest.mark.parametrize("config, match", [
-    ({"synthesis_time_power": 0.0}, r"model.synthesis_time_power=0.0; expected a number from 0.25 to 8"),
-    ({"synthesis_time_power": float("nan")}, "model.synthesis_time_power=nan"),
-    ({"synthesis_time_power": 20.0}, "expected a number from 0.25 to 8"),
-    ({"synthesis_time_power": 2.0, "method": "noise-flow"}, "applies to model.method=semflow, not 'noise-flow'"),
-])
-def test_bad_synthesis_time_power_is_refused(config, match):
-    with pytest.raises(SemflowInputError, match=match):
-        ModelConfig(**config)
-
-
-def test_the_presets_synthesis_grids():
-    from semflow.config import load_run_config
-
-    assert load_run_config(None, [], preset_name="recommended").model.synthesis_time_power == 2.0
-    assert load_run_config(None, [], preset_name="paper").model.synthesis_time_power == 1.0
-    assert load_run_config(None, ["model.method=spade"], preset_name="recommended").model.synthesis_time_power == 1.0

@@ -8,11 +8,10 @@ randomness, so the flow learns the mean image of a mask and its samples differ l
 
 (pixels of the ignore label get the mean over the whole scene), plus the ``stacked`` fill. Training paints each
 mask with its own image's means, so the flow learns to turn a flat colour layout into an image (as SDEdit turns a
-stroke painting into one). Synthesis paints each class of the mask with its mean in a training scene drawn at
-random for that class among the scenes that show it (:class:`SceneBank`, saved with the model): a mask's samples
-then differ by the colours of real scenes (a red or a white car, a grey or a blue sky), a variety the network only
-has to carry out, not to invent, and each class varies on its own (docs/synthesis.md measured it against one scene's
-colours for every class). Segmentation starts from the image end and reads the mask part; it never sees the source.
+stroke painting into one). Synthesis paints the mask with the means of a training scene drawn at random
+(:class:`SceneBank`, saved with the model): a mask's samples then differ by the colours of real scenes (a red or
+a white car, a grey or a blue sky), a variety the network only has to carry out, not to invent. Segmentation starts
+from the image end and reads the mask part; it never sees the source.
 
 Means are taken in the image part's own units (pixels, or a latent codec's latents), the labels resized to the
 latent grid by nearest neighbour.
@@ -101,17 +100,10 @@ class SceneBank:
         return torch.where(present.unsqueeze(-1), means, self.fallback.to(means.device, means.dtype))
 
     def draw(self, count: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``count`` colourings ``(count, K + 1, C)`` (``generator`` on the CPU): each row ``k`` is class ``k``'s mean in
-        a scene drawn uniformly, with replacement and independently of the other rows, among the scenes that show
-        ``k``; a class no scene shows takes the :attr:`fallback`."""
-        rows = self.present.shape[1]
-        weights = self.present.T.float()  # (K + 1, N): the scenes each class may come from
-        shown = weights.sum(1) > 0
-        weights[~shown] = 1.0
-        index = torch.multinomial(weights, count, replacement=True, generator=generator).T  # (count, K + 1)
-        classes = torch.arange(rows)
-        means = self.means[index, classes]
-        return torch.where(shown.unsqueeze(-1), means, self.fallback.to(means.dtype))
+        """``count`` scenes drawn uniformly with replacement (``generator`` on the CPU): means ``(count, K + 1, C)``,
+        absent classes filled in."""
+        index = torch.randint(self.means.shape[0], (count,), generator=generator)
+        return self.complete(self.means[index], self.present[index])
 
     def save(self, directory: Path) -> None:
         """Write ``directory/scenes.safetensors``."""

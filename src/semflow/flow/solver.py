@@ -122,17 +122,13 @@ class SolverOutput:
 MAX_STEPS = 10_000
 
 
-def time_grid(steps: int, reverse: bool = False, device: torch.device | None = None, power: float = 1.0
-              ) -> torch.Tensor:
-    """``N + 1`` times ``(i / N)^power``, ``i = 0..N`` (or ``N..0`` when ``reverse``), float32 on ``device``;
-    ``1 <= N <= MAX_STEPS``. ``power = 1``: uniform; ``power > 1``: steps denser near ``t = 0``."""
+def time_grid(steps: int, reverse: bool = False, device: torch.device | None = None) -> torch.Tensor:
+    """``N + 1`` uniform times from 0 to 1 (or 1 to 0 when ``reverse``), float32 on ``device``; ``1 <= N <= MAX_STEPS``."""
     if not 1 <= steps <= MAX_STEPS:
         from semflow.errors import SemflowInputError
 
         raise SemflowInputError(f"steps={steps}; expected a whole number from 1 to {MAX_STEPS}")
     grid = torch.linspace(0.0, 1.0, steps + 1, device=device)
-    if power != 1.0:
-        grid = grid ** power
     return grid.flip(0) if reverse else grid
 
 

@@ -362,8 +362,7 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             scale = torch.cat([torch.full_like(mask[:1], self.layout.image_noise), torch.zeros_like(mask[:1])], dim=1)
             renoise = RenoisedSource(torch.cat([image_mean, mask], dim=1), scale, eta, generators)
             solver = "euler"
-        grid = time_grid(steps, reverse=True, device=z1.device, power=self.config.synthesis_time_power)
-        out = ODESolver(self.velocity).sample(z1, grid, method=solver,
+        out = ODESolver(self.velocity).sample(z1, time_grid(steps, reverse=True, device=z1.device), method=solver,
                                               renoise=renoise)
         images = self.codec.decode(self.layout.image_part(out.z)).float().clamp(0, 1)
         return SynthesisOutput(images=images.reshape(labels.shape[0], samples, *images.shape[1:]))
