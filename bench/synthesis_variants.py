@@ -25,7 +25,8 @@ lost their rows, docs/quality.md "Tried and removed"). Two commands:
     ``[x0, fill]`` at ``t = 0`` (as in segmentation): one more forward and backward pass a step.
 
     python bench/synthesis_variants.py train runs/variants/t0m0.2 model.objective.t0_mass=0.2
-    python bench/synthesis_variants.py score runs/variants/t0m0.2 --eta 1 --out runs/variants/t0m0.2.json
+    python bench/synthesis_variants.py score runs/variants/t0m0.2 --judge runs/judges/camvid-KEY --eta 1 \
+        --out runs/variants/t0m0.2.json
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from pathlib import Path
 
 import torch
 
-DATA = "camvid:../shared/data/camvid"
 
 
 def x_prediction(tmin: float) -> None:
@@ -71,8 +71,6 @@ def descending_velocity(wrap) -> None:
 
 
 def sampling_variant(args, model) -> None:
-    import torch.nn.functional as F
-
     import semflow.models.semflow as module
     from semflow.flow import solver
     from semflow.seeding import make_generator
@@ -123,6 +121,8 @@ def sampling_variant(args, model) -> None:
             return torch.where(shown.unsqueeze(-1), means, self.fallback.to(means.dtype))
         SceneBank.draw = per_class
     if args.guide:
+        import torch.nn.functional as F
+
         ignore = model.palette.ignore_index if model.palette.ignore_index is not None else -100
 
         def guided(velocity, z_init):
@@ -152,7 +152,7 @@ def main() -> None:
     s = sub.add_parser("score")
     s.add_argument("model", type=Path)
     s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--judge", type=Path, default=Path.home() / ".cache/semflow/judges/camvid-fd8a8bea0c0ea47f")
+    s.add_argument("--judge", type=Path, required=True, help="judge folder, as `semflow bench judge` prints it")
     s.add_argument("--eta", type=float)
     s.add_argument("--known-mask", action="store_true")
     s.add_argument("--eta-early", type=float)
@@ -163,6 +163,7 @@ def main() -> None:
     s.add_argument("--mixed-scenes", action="store_true")
     s.add_argument("--seed", type=int, default=0)
     for q in (t, s):
+        q.add_argument("--data", default="camvid:../shared/data/camvid", help="data set SPEC (bench paper\'s CamVid)")
         q.add_argument("--x-prediction", type=float, metavar="TMIN")
         q.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
@@ -174,7 +175,7 @@ def main() -> None:
         from semflow.experiments.paper import PaperOptions, run_config
         from semflow.training import train
 
-        options = PaperOptions(data=DATA, out=args.out, train_steps=2000, test_images=100, overrides=args.overrides)
+        options = PaperOptions(data=args.data, out=args.out, train_steps=2000, test_images=100, overrides=args.overrides)
         _, result = train(run_config(options, "semflow"), args.out, progress_bar=False, resume="latest")
         print("final loss", result.final_loss, "steps", result.steps)
         return
@@ -187,7 +188,7 @@ def main() -> None:
     from semflow.models.base import Segmenter
 
     judge = Judge.load(args.judge).eval()
-    dataset = open_dataset(DATA, "test")
+    dataset = open_dataset(args.data, "test")
     model = Segmenter.from_pretrained(args.model).eval()
     if args.eta is not None:
         model.config.synthesis_eta = args.eta
