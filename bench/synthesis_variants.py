@@ -1,13 +1,18 @@
 """CamVid synthesis variants that lost (docs/synthesis.md, "Tried this round on CamVid"): train one, or score one by the judge.
 
 The variants are measurement only: each is a patch applied in this process, never an option of the library (they
-lost their rows, docs/quality.md "Tried and removed"). Two commands:
+lost their rows, docs/quality.md "Tried and removed"). Three commands:
 
 * ``train OUT [KEY=VALUE ...]``: ``bench paper``'s SemFlow ``recommended`` model on CamVid (48x64, 2000 steps,
   its configuration code: :func:`semflow.experiments.paper.run_config`) with overrides, e.g.
   ``model.state_image_noise=0.5`` or ``model.objective.t0_mass=0.2``; ``--x-prediction TMIN`` trains the image part
   as an image prediction: the network's image channels are ``x0``, the velocity ``(z - x0) / max(t, TMIN)``
-  (Li & He 2025's x-prediction with the velocity loss; pass it again when scoring).
+  (Li & He 2025's x-prediction with the velocity loss; pass it again when scoring); ``--synthesis-condition SHARE``
+  gives the network the mask end's mask part and a flag as extra input channels: the known mask at full strength in
+  every synthesis call, zeros in segmentation and the self-aligned solves, and in training for ``SHARE`` of the
+  states at ``t > 0`` (pass it again when scoring or segmenting).
+* ``segment MODEL --out FILE``: CamVid mIoU (%) of 100 evenly spaced test images at 1 and 25 ``snap`` steps (what
+  ``semflow evaluate --steps 1,25 --solver snap --test-images 100`` scores), for models only a patch loads.
 * ``score MODEL --out FILE``: SIS-mIoU, FD, KID, both diversities, cycle mIoU and the HF ratio by the CamVid judge on
   100 evenly spaced test masks, 2 samples each at 25 steps (``bench/score_synthesis.py``'s protocol) with
   ``--eta``, and one sampling variant:
@@ -53,6 +58,61 @@ def x_prediction(tmin: float) -> None:
         return torch.cat([(z[:, :c] - out[:, :c]) / tb, out[:, c:]], dim=1), logits
 
     velocity.VelocityModel._output = output
+
+
+def synthesis_condition(share: float) -> None:
+    """Patch :class:`~semflow.models.semflow.SemFlowPipeline`: the network takes the mask end's mask part and a flag as
+    extra input channels, the known mask at full strength in every synthesis call and zeros elsewhere (segmentation,
+    self-aligned solves). In training, ``share`` of the samples at ``t > 0`` (not the self-aligned ones) get it."""
+    import semflow.models.semflow as module
+    from semflow.flow import velocity
+    from semflow.losses import cross_entropy_loss
+
+    cls = module.SemFlowPipeline
+    channels = cls.network_channels.__func__
+
+    def network_channels(klass, codec, dataset, config):
+        inputs, outputs = channels(klass, codec, dataset, config)
+        return inputs + codec.latent_channels + 1, outputs
+    cls.network_channels = classmethod(network_channels)
+
+    plain = velocity.VelocityModel._output
+
+    def output(self, z, t, condition=None):
+        if condition is None:
+            condition = z.new_zeros(z.shape[0], z.shape[1] // 2 + 1, *z.shape[2:])
+        return plain(self, z, t, condition)
+    velocity.VelocityModel._output = output
+
+    def condition_of(z1, on):  # (B, C + 1, h, w): the stacked mask end's mask part and a flag, zeros where ~on
+        mask = z1.chunk(2, dim=1)[1]
+        flag = torch.ones_like(mask[:, :1])
+        return torch.cat([mask, flag], dim=1) * on.view(-1, 1, 1, 1).to(mask.dtype)
+
+    def loss(self, posterior, labels, trainable=None, generator=None, at=None):
+        o, v_model = self.objective, self.velocity if trainable is None else trainable
+        z0, z1 = self.training_ends(posterior, labels, generator)
+        aligned = self.aligned_count(z0.shape[0], at)
+        t = module.sample_time(z0.shape[0] - aligned, z0.device, generator, o.t0_mass, o.t1_mass)
+        z_t = module.sample_path(z0[aligned:], z1[aligned:], t).z_t
+        on = (t > 0) & (torch.rand(t.shape, generator=generator, device=t.device) < share)
+        if aligned:
+            own = module.self_aligned_sample(v_model, z0[:aligned], z1[:aligned], o.self_align_steps, generator)
+            t, z_t = torch.cat([own.t, t]), torch.cat([own.z_t, z_t])
+            z0, z1 = torch.cat([own.z0, z0[aligned:]]), torch.cat([own.z1, z1[aligned:]])
+            on = torch.cat([torch.zeros(aligned, dtype=torch.bool, device=on.device), on])
+        dtype = next(v_model.parameters()).dtype
+        v, _, _, logits = v_model(z_t.to(dtype), t, full=True, condition=condition_of(z1, on).to(dtype))
+        value = self.layout.mean((v.float() - (z1 - z0).float()) ** 2)
+        if logits is not None:
+            value = value + cross_entropy_loss(logits, labels, self.palette.ignore_index)
+        return value
+    cls.posterior_training_loss = loss
+
+    def conditioned(velocity_model, z_init):
+        cond = condition_of(z_init, torch.ones(z_init.shape[0], dtype=torch.bool))
+        return lambda z, t: velocity_model(z, t, condition=cond)
+    descending_velocity(conditioned)
 
 
 def descending_velocity(wrap) -> None:
@@ -149,6 +209,9 @@ def main() -> None:
     t = sub.add_parser("train")
     t.add_argument("out", type=Path)
     t.add_argument("overrides", nargs="*")
+    g = sub.add_parser("segment")
+    g.add_argument("model", type=Path)
+    g.add_argument("--out", type=Path, required=True)
     s = sub.add_parser("score")
     s.add_argument("model", type=Path)
     s.add_argument("--out", type=Path, required=True)
@@ -162,14 +225,17 @@ def main() -> None:
     s.add_argument("--covering-scenes", action="store_true")
     s.add_argument("--mixed-scenes", action="store_true")
     s.add_argument("--seed", type=int, default=0)
-    for q in (t, s):
+    for q in (t, g, s):
         q.add_argument("--data", default="camvid:../shared/data/camvid", help="data set SPEC (bench paper\'s CamVid)")
         q.add_argument("--x-prediction", type=float, metavar="TMIN")
+        q.add_argument("--synthesis-condition", type=float, metavar="SHARE")
         q.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.x_prediction:
         x_prediction(args.x_prediction)
+    if args.synthesis_condition is not None:
+        synthesis_condition(args.synthesis_condition)
 
     if args.command == "train":
         from semflow.experiments.paper import PaperOptions, run_config
@@ -182,14 +248,23 @@ def main() -> None:
 
     from semflow.data import open_dataset
     from semflow.evaluation.judge import Judge
+    from semflow.evaluation.segmentation import evaluate_segmentation
     from semflow.evaluation.subset import evenly_spaced_indices
     from semflow.evaluation.synthesis import evaluate_synthesis
     from semflow.io import write_json
     from semflow.models.base import Segmenter
 
-    judge = Judge.load(args.judge).eval()
     dataset = open_dataset(args.data, "test")
     model = Segmenter.from_pretrained(args.model).eval()
+    if args.command == "segment":  # semflow evaluate --steps 1,25 --solver snap --test-images 100, on a patched model
+        r = evaluate_segmentation(model, dataset, [1, 25], solver="snap",
+                                  indices=evenly_spaced_indices(len(dataset), 100)).to_json()
+        row = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+               "miou": {k: 100 * v for k, v in r["miou"].items()}}
+        print(json.dumps(row))
+        write_json(row, args.out)
+        return
+    judge = Judge.load(args.judge).eval()
     if args.eta is not None:
         model.config.synthesis_eta = args.eta
     sampling_variant(args, model)
