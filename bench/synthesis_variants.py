@@ -10,7 +10,8 @@ lost their rows, docs/quality.md "Tried and removed"). Three commands:
   (Li & He 2025's x-prediction with the velocity loss; pass it again when scoring); ``--synthesis-condition SHARE``
   gives the network the mask end's mask part and a flag as extra input channels: the known mask at full strength in
   every synthesis call, zeros in segmentation and the self-aligned solves, and in training for ``SHARE`` of the
-  states at ``t > 0`` (pass it again when scoring or segmenting).
+  states at ``t > 0`` (pass it again when scoring or segmenting); ``--model NAME`` trains another of ``bench
+  paper``'s models instead, e.g. ``noise-flow`` (``score`` takes it without a sampling variant).
 * ``segment MODEL --out FILE``: CamVid mIoU (%) of 100 evenly spaced test images at 1 and 25 ``snap`` steps (what
   ``semflow evaluate --steps 1,25 --solver snap --test-images 100`` scores), for models only a patch loads.
 * ``score MODEL --out FILE``: SIS-mIoU, FD, KID, both diversities, cycle mIoU and the HF ratio by the CamVid judge on
@@ -135,7 +136,7 @@ def sampling_variant(args, model) -> None:
     from semflow.flow import solver
     from semflow.seeding import make_generator
 
-    layout = model.layout
+    layout = getattr(model, "layout", None)  # SemFlow only; the variants below need it
     if args.known_mask:
         def known(velocity, z_init):
             mask = layout.mask_part(z_init)
@@ -209,6 +210,7 @@ def main() -> None:
     t = sub.add_parser("train")
     t.add_argument("out", type=Path)
     t.add_argument("overrides", nargs="*")
+    t.add_argument("--model", default="semflow", help="which of bench paper's models (default semflow)")
     g = sub.add_parser("segment")
     g.add_argument("model", type=Path)
     g.add_argument("--out", type=Path, required=True)
@@ -242,7 +244,7 @@ def main() -> None:
         from semflow.training import train
 
         options = PaperOptions(data=args.data, out=args.out, train_steps=2000, test_images=100, overrides=args.overrides)
-        _, result = train(run_config(options, "semflow"), args.out, progress_bar=False, resume="latest")
+        _, result = train(run_config(options, args.model), args.out, progress_bar=False, resume="latest")
         print("final loss", result.final_loss, "steps", result.steps)
         return
 
