@@ -1,7 +1,10 @@
-"""CamVid synthesis variants that lost (docs/synthesis.md, "Tried this round on CamVid"): train one, or score one by the judge.
+"""CamVid synthesis experiments (docs/synthesis.md, "Tried this round on CamVid", "Seeds and budgets on CamVid"):
+train a SemFlow variant or one of ``bench paper``'s rivals, score it by the judge, or segment with it.
 
 The variants are measurement only: each is a patch applied in this process, never an option of the library (they
-lost their rows, docs/quality.md "Tried and removed"). Three commands:
+lost their rows, docs/quality.md "Tried and removed"). ``--synthesis-condition`` re-implements the SemFlow loss with
+the condition added (the library's loss has no condition to pass), so it measures the loss as it was at ``e54c282``.
+Three commands:
 
 * ``train OUT [KEY=VALUE ...]``: ``bench paper``'s SemFlow ``recommended`` model on CamVid (48x64, 2000 steps,
   its configuration code: :func:`semflow.experiments.paper.run_config`) with overrides, e.g.
@@ -136,7 +139,11 @@ def sampling_variant(args, model) -> None:
     from semflow.flow import solver
     from semflow.seeding import make_generator
 
-    layout = getattr(model, "layout", None)  # SemFlow only; the variants below need it
+    variants = [args.known_mask, args.eta_early is not None, args.rho, args.covering_scenes, args.mixed_scenes,
+                args.guide]
+    if any(variants) and not hasattr(model, "layout"):
+        raise SystemExit(f"{args.model}: a {model.config.method} model; the sampling variants patch SemFlow's synthesis")
+    layout = getattr(model, "layout", None)
     if args.known_mask:
         def known(velocity, z_init):
             mask = layout.mask_part(z_init)
@@ -233,6 +240,9 @@ def main() -> None:
         q.add_argument("--synthesis-condition", type=float, metavar="SHARE")
         q.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
+    if getattr(args, "model", "semflow") != "semflow" and args.command == "train" and (
+            args.x_prediction or args.synthesis_condition is not None):
+        p.error("--x-prediction and --synthesis-condition patch SemFlow's field; train them with --model semflow")
     torch.set_num_threads(args.threads)
     if args.x_prediction:
         x_prediction(args.x_prediction)
