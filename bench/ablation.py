@@ -38,6 +38,7 @@ STEPS = [1, 2, 5, 10, 25]
 T_END = ["model.objective.t0_mass=0.5", "model.objective.t1_mass=0.1"]
 # name: (preset, overrides). One change from the paper's recipe per row, then the combination that wins and
 # its variations (each with one change from it).
+ODE = ["model.synthesis_eta=0", "model.match_texture=false"]  # synthesis by the ODE, not the eta matched to texture
 ROWS: dict[str, tuple[str, list[str]]] = {
     "paper": ("paper", []),
     "time-endpoints": ("paper", T_END),
@@ -49,20 +50,19 @@ ROWS: dict[str, tuple[str, list[str]]] = {
     "recommended-noise-0": (DEFAULT_PRESET, ["model.state_noise=0"]),
     "recommended-noise-0.25": (DEFAULT_PRESET, ["model.state_noise=0.25"]),
     "recommended-shared": (DEFAULT_PRESET, ["model.state=shared", "model.state_noise=0", "model.image_source=fill",
-                                            "model.state_image_noise=0", "model.synthesis_eta=0"]),
+                                            "model.state_image_noise=0"] + ODE),
     "recommended-palette": (DEFAULT_PRESET, ["model.readout=palette"]),
-    "recommended-fill": (DEFAULT_PRESET, ["model.image_source=fill", "model.state_image_noise=0",
-                                          "model.synthesis_eta=0"]),
+    "recommended-fill": (DEFAULT_PRESET, ["model.image_source=fill", "model.state_image_noise=0"] + ODE),
     # Synthesis with texture (docs/synthesis.md): Gaussian noise on the class colours at the mask end's image part,
     # synthesized by the ODE (--etas scores stochastic synthesis on the same models).
-    "source-noise-0": (DEFAULT_PRESET, ["model.state_image_noise=0", "model.synthesis_eta=0"]),
-    "source-noise-0.05": (DEFAULT_PRESET, ["model.state_image_noise=0.05", "model.synthesis_eta=0"]),
-    "source-noise-0.1": (DEFAULT_PRESET, ["model.state_image_noise=0.1", "model.synthesis_eta=0"]),
+    "source-noise-0": (DEFAULT_PRESET, ["model.state_image_noise=0"] + ODE),
+    "source-noise-0.05": (DEFAULT_PRESET, ["model.state_image_noise=0.05"] + ODE),
+    "source-noise-0.1": (DEFAULT_PRESET, ["model.state_image_noise=0.1"] + ODE),
     # More training mass at the synthesis end (t = 1): 30% instead of 10%, taken from the uniform share.
     "t1-mass-0.3": (DEFAULT_PRESET, ["model.objective.t1_mass=0.3"]),
-    "source-noise-0.15": (DEFAULT_PRESET, ["model.state_image_noise=0.15", "model.synthesis_eta=0"]),
-    "source-noise-0.2": (DEFAULT_PRESET, ["model.state_image_noise=0.2", "model.synthesis_eta=0"]),
-    "source-noise-0.25": (DEFAULT_PRESET, ["model.state_image_noise=0.25", "model.synthesis_eta=0"]),
+    "source-noise-0.15": (DEFAULT_PRESET, ["model.state_image_noise=0.15"] + ODE),
+    "source-noise-0.2": (DEFAULT_PRESET, ["model.state_image_noise=0.2"] + ODE),
+    "source-noise-0.25": (DEFAULT_PRESET, ["model.state_image_noise=0.25"] + ODE),
 }
 
 
@@ -107,7 +107,8 @@ def run_row(name: str, steps: int, size: int, work: Path, etas: list[float] = ()
     seg = evaluate_segmentation(model, test, STEPS, batch_size=64)
     row = {"row": name, "command": command(name, steps, size), "train_steps": result.steps,
            "train_seconds": train_seconds, "final_loss": result.final_loss,
-           "solver": model.default_solver, "miou": {str(n): seg.scores[n].miou for n in STEPS},
+           "solver": model.default_solver, "synthesis_eta": model.config.synthesis_eta,
+           "miou": {str(n): seg.scores[n].miou for n in STEPS},
            **_synthesis_scores(model, size), "load_average": os.getloadavg()}
     rows = [row]
     for eta in etas:

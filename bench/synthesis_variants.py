@@ -17,6 +17,9 @@ Three commands:
   paper``'s models instead, e.g. ``noise-flow`` (``score`` takes it without a sampling variant).
 * ``segment MODEL --out FILE``: CamVid mIoU (%) of 100 evenly spaced test images at 1 and 25 ``snap`` steps (what
   ``semflow evaluate --steps 1,25 --solver snap --test-images 100`` scores), for models only a patch loads.
+* ``texture MODEL``: the ``eta`` that ``model.match_texture`` (``recommended``) chooses after training, measured on a
+  model trained before the match existed, with every candidate's ratio (docs/synthesis.md, "The texture matched
+  after training").
 * ``score MODEL --out FILE``: SIS-mIoU, FD, KID, both diversities, cycle mIoU and the HF ratio by the CamVid judge on
   100 evenly spaced test masks, 2 samples each at 25 steps (``bench/score_synthesis.py``'s protocol) with
   ``--eta``, and one sampling variant:
@@ -221,6 +224,8 @@ def main() -> None:
     g = sub.add_parser("segment")
     g.add_argument("model", type=Path)
     g.add_argument("--out", type=Path, required=True)
+    m = sub.add_parser("texture")
+    m.add_argument("model", type=Path)
     s = sub.add_parser("score")
     s.add_argument("model", type=Path)
     s.add_argument("--out", type=Path, required=True)
@@ -234,7 +239,7 @@ def main() -> None:
     s.add_argument("--covering-scenes", action="store_true")
     s.add_argument("--mixed-scenes", action="store_true")
     s.add_argument("--seed", type=int, default=0)
-    for q in (t, g, s):
+    for q in (t, g, m, s):
         q.add_argument("--data", default="camvid:../shared/data/camvid", help="data set SPEC (bench paper\'s CamVid)")
         q.add_argument("--x-prediction", type=float, metavar="TMIN")
         q.add_argument("--synthesis-condition", type=float, metavar="SHARE")
@@ -266,8 +271,14 @@ def main() -> None:
     from semflow.io import write_json
     from semflow.models.base import Segmenter
 
-    dataset = open_dataset(args.data, "test")
     model = Segmenter.from_pretrained(args.model).eval()
+    if args.command == "texture":  # the eta model.match_texture chooses, on a model trained before it existed
+        from semflow.training.scenes import image_scenes
+
+        model.config.match_texture = True
+        print(model.finish_training(image_scenes(model, open_dataset(args.data, "train"))))
+        return
+    dataset = open_dataset(args.data, "test")
     if args.command == "segment":  # semflow evaluate --steps 1,25 --solver snap --test-images 100, on a patched model
         r = evaluate_segmentation(model, dataset, [1, 25], solver="snap",
                                   indices=evenly_spaced_indices(len(dataset), 100)).to_json()

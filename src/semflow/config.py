@@ -135,6 +135,10 @@ class ModelConfig:
         synthesis_eta: with noise in the image part at the mask end (:attr:`image_fill` > 0) only: synthesis takes
             stochastic Euler steps that redraw this share (``[0, 1]``) of that noise at every step
             (:class:`semflow.flow.solver.RenoisedSource`); ``0``: the ODE. Segmentation is unchanged.
+        match_texture: with noise in the image part at the mask end only: after training, :attr:`synthesis_eta`
+            becomes the share (0, 0.25, 0.5, 0.75 or 1) whose samples of 16 training masks carry their images'
+            high-frequency energy best (:mod:`semflow.flow.texture`); the model is saved with it. ``False``: keep
+            :attr:`synthesis_eta` as given.
         objective: ``semflow`` only: the training objective (:class:`ObjectiveConfig`), the model's own.
     """
 
@@ -156,6 +160,7 @@ class ModelConfig:
     solver: str | None = None
     readout: str = "palette"
     synthesis_eta: float = 0.0
+    match_texture: bool = False
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
     @property
@@ -202,6 +207,10 @@ class ModelConfig:
             raise SemflowInputError("model.synthesis_eta redraws the noise of the image part at the mask end: it needs "
                                     "model.state=stacked with model.state_image_noise (class-means) or state_noise "
                                     "(fill) > 0")
+        if self.match_texture and not (self.state == "stacked" and self.image_fill > 0):
+            raise SemflowInputError("model.match_texture chooses how much of the image part's noise synthesis redraws: "
+                                    "it needs model.state=stacked with model.state_image_noise (class-means) or "
+                                    "state_noise (fill) > 0")
         if self.method != "semflow" and (self.state, self.readout) != ("shared", "palette"):
             raise SemflowInputError(f"model.state and model.readout apply to model.method=semflow, not "
                                     f"{self.method!r}")
@@ -329,8 +338,9 @@ PRESETS: dict[str, dict[str, Any]] = {
             # Synthesis starts from the mask painted with a training scene's class colours (real scenes' variety),
             # plus Gaussian noise that the flow turns into texture (a flat source gives flat samples).
             "image_source": "class-means", "state_image_noise": 0.1,
-            # Stochastic synthesis: all of that noise is redrawn at every step (docs/synthesis.md).
-            "synthesis_eta": 1.0,
+            # Stochastic synthesis: a share of that noise is redrawn at every step, chosen after training so that
+            # the samples of training masks carry their images' texture (docs/synthesis.md).
+            "synthesis_eta": 1.0, "match_texture": True,
             # Class colours spread over the whole colour cube.
             "palette": {"kind": "spread"},
             # Segment with Euler steps towards the predicted mask end projected onto the palette colours of the
@@ -353,7 +363,7 @@ DEFAULT_PRESET = "recommended"
 
 # What only a SemFlow model has: a preset's values for these do not apply to the baselines.
 _FLOW_ONLY = {"model": ("state", "state_noise", "state_image_noise", "image_source", "solver", "readout",
-                        "synthesis_eta", "objective")}
+                        "synthesis_eta", "match_texture", "objective")}
 
 
 def preset(name: str, method: str = "semflow") -> dict[str, Any]:
@@ -517,6 +527,9 @@ def upgrade(data: dict[str, Any], where: str = "config", training: bool = True) 
         model.pop(key, None)
     if isinstance(model.get("palette"), dict) and model["palette"].get("kind") == "separated":
         refuse("model.palette.kind", "separated")
+    # An eta given (a file from before match_texture, or the user's own) is kept as given.
+    if "synthesis_eta" in model and "match_texture" not in model:
+        model["match_texture"] = False
     # Before it was noise on the class-means painting, it was the image part's own fill. Saved files name their
     # image source; without one (a preset's, or --set) the value is already today's meaning.
     if "state_image_noise" in model and "image_source" in model:

@@ -398,7 +398,12 @@ def _without(meta: dict, dotted: str) -> dict:
     return meta
 
 
-@pytest.mark.parametrize("key", _config_keys())
+# Keys a folder saved before they existed lacks, read at what the folder did: a model saved before the texture match
+# kept the eta it was given (match_texture only acts after training, so it changes nothing a loaded model does).
+UPGRADED = {"model.match_texture": False}
+
+
+@pytest.mark.parametrize("key", [key for key in _config_keys() if key not in UPGRADED])
 def test_a_model_folder_missing_any_key_is_refused(tiny_model, tmp_path, capsys, key):
     folder = tmp_path / "model"
     shutil.copytree(tiny_model, folder)
@@ -408,6 +413,20 @@ def test_a_model_folder_missing_any_key_is_refused(tiny_model, tmp_path, capsys,
                    key.rsplit(".", 1)[-1])
     assert "missing" in line or "lacks" in line
     assert not out.exists()
+
+
+@pytest.mark.parametrize("key", list(UPGRADED))
+def test_a_folder_from_before_a_key_existed_reads_as_it_was_saved(tiny_model, tmp_path, key):
+    from semflow.models.base import Segmenter
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model, folder)
+    saved = json.loads((folder / "semflow_config.json").read_text())["model"]
+    assert saved[key.split(".")[-1]] != UPGRADED[key]  # the folder states otherwise: the upgrade is what is read
+    edit_meta(folder, lambda m: _without(m, key))
+    config = Segmenter.from_pretrained(folder).config
+    assert getattr(config, key.split(".")[-1]) == UPGRADED[key]
+    assert config.synthesis_eta == saved["synthesis_eta"]
 
 
 def test_every_key_of_a_saved_model_is_required(tiny_model):

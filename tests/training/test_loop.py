@@ -57,3 +57,23 @@ def test_an_empty_split_is_an_input_error(tmp_path):
     empty.length = 0
     with pytest.raises(SemflowInputError, match="empty"):
         train(config(), tmp_path / "run", dataset=empty, progress_bar=False)
+
+
+def test_the_texture_match_runs_once_after_training_and_is_saved(tmp_path, monkeypatch, capsys):
+    from semflow.flow import texture
+
+    monkeypatch.setattr(texture, "STEPS", 3)
+    run = config(steps=2)
+    run.model = ModelConfig(size=[16, 16], network_args=TINY_NETWORK, state="stacked", state_noise=0.1,
+                            synthesis_eta=1.0, match_texture=True)
+    measured = []
+    plain = texture.match_texture
+    monkeypatch.setattr(texture, "match_texture", lambda *a, **k: measured.append(1) or plain(*a, **k))
+    model, _ = train(run, tmp_path / "run", progress_bar=False)
+    line = [row for row in capsys.readouterr().out.splitlines() if row.startswith("synthesis eta")]
+    assert measured == [1] and len(line) == 1
+    saved = json.loads((tmp_path / "run" / "semflow_config.json").read_text())["model"]
+    assert saved["match_texture"] and f"synthesis eta {saved['synthesis_eta']:g} matches" in line[0]
+    assert Segmenter.from_pretrained(tmp_path / "run").config.synthesis_eta == model.config.synthesis_eta
+    train(run, tmp_path / "run", progress_bar=False, resume="latest")  # finished: nothing trained, nothing measured
+    assert measured == [1]

@@ -445,6 +445,14 @@ class Segmenter(nn.Module):
         (nothing needed: the default, which never calls ``scenes``)."""
         return None
 
+    def finish_training(self, scenes: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]) -> str | None:
+        """Called by the training loop once, after the last step and before the model is written, with training
+        scenes to settle what a method measures on the trained model: ``scenes()`` yields batches ``(images, labels)``
+        of up to 16 evenly spaced training scenes, each whole, resized to the model size: images ``(B, 3, h, w)`` in
+        ``[0, 1]`` and class maps ``(B, h, w)``. Returns a line for the log, or ``None`` (nothing to settle: the
+        default, which never calls ``scenes``)."""
+        return None
+
     def training_loss(
         self,
         images: torch.Tensor,

@@ -29,6 +29,7 @@ from semflow.flow.class_means import SceneBank, class_means, paint
 from semflow.flow.path import sample_path, sample_time
 from semflow.flow.self_alignment import self_aligned_sample
 from semflow.flow.solver import SOLVERS, ODESolver, RenoisedSource, time_grid
+from semflow.flow import texture
 from semflow.flow.state import StateLayout
 from semflow.flow.velocity import VelocityModel
 from semflow.images import as_images
@@ -148,6 +149,23 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             present.append(p.cpu())
         self.scenes = SceneBank(torch.cat(means), torch.cat(present))
         return f"collected the class colours of {self.scenes.means.shape[0]} training scene(s) for synthesis"
+
+    def finish_training(self, scenes: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]) -> str | None:
+        """With ``model.match_texture``: set ``model.synthesis_eta`` to the candidate whose samples of the training
+        masks ``scenes()`` yields carry their images' high-frequency energy best (:mod:`semflow.flow.texture`)."""
+        if not self.config.match_texture:
+            return None
+        images, labels = (torch.cat(parts)[:texture.MASKS] for parts in zip(*scenes()))
+
+        def samples(eta: float) -> torch.Tensor:
+            # Fresh generators of the same seeds: the same perturbations, colours and first noise at every eta.
+            generators = [make_generator(0, i) for i in range(len(labels))]
+            out = self.synthesize(labels, steps=texture.STEPS, samples=texture.SAMPLES, generator=generators, eta=eta)
+            return out.images.flatten(0, 1)
+
+        found = texture.match_texture(samples, images)
+        self.config.synthesis_eta = found.eta
+        return found.line()
 
     @torch.no_grad()
     def training_ends(self, posterior: Posterior, labels: torch.Tensor,

@@ -52,7 +52,7 @@ from semflow.training.checkpoint import (
 from semflow.training.data import CachedPairs, TrainingPairs
 from semflow.training.history import LOSS_FILE, Row, read_loss, write_loss
 from semflow.training.latents import build_posterior_cache
-from semflow.training.scenes import cached_scenes, dataset_scenes
+from semflow.training.scenes import cached_scenes, dataset_scenes, image_scenes
 from semflow.training.launcher import all_succeeded, make_accelerator, resolve_precision
 
 TRAIN_CONFIG_FILE = "train_config.json"
@@ -115,6 +115,8 @@ class Run:
     model: Segmenter
     trained: torch.nn.Module
     pairs: TrainingPairs | CachedPairs
+    #: The training split itself, unaugmented (for what a method settles after training).
+    dataset: SegmentationDataset
     loader: Any
     optimizer: Any
     scheduler: Any
@@ -279,7 +281,7 @@ def _setup(config: RunConfig, out: Path, dataset: SegmentationDataset | None, re
                               f"lr {lr:g} {how}")
     rows = read_loss(out / LOSS_FILE, progress.step) if start_from is not None else []
     return Run(config=config, out=out, accelerator=accelerator, model=model, trained=trained, pairs=pairs,
-               loader=loader, optimizer=optimizer, scheduler=scheduler, ema=ema, progress=progress, noise=noise,
+               dataset=dataset, loader=loader, optimizer=optimizer, scheduler=scheduler, ema=ema, progress=progress, noise=noise,
                lr=lr, effective_batch_size=effective, resumed=start_from is not None, identity=identity, lock=lock,
                rows=rows, before=before)
 
@@ -332,10 +334,15 @@ def finish(run: Run, loss_value: float, seconds: float, first_step: int, elapsed
     if run.ema is not None:
         run.ema.copy_to(model.trainable.parameters())  # the EMA weights are what gets exported and scored
     checksum = check_in_sync(accelerator, model.trainable)
-    if accelerator.num_processes > 1:
-        accelerator.print(f"parameters identical on all {accelerator.num_processes} processes (sum {checksum:.10e})")
     done = progress.step - first_step
     unchanged = done == 0 and (run.out / CONFIG_NAME).is_file()  # a finished run resumed: its model stays as it is
+    if not (interrupted or unchanged):  # every process alike (the same weights and seeds): the same model
+        model.eval()
+        message = model.finish_training(image_scenes(model, run.dataset))
+        if message:
+            accelerator.print(message)
+    if accelerator.num_processes > 1:
+        accelerator.print(f"parameters identical on all {accelerator.num_processes} processes (sum {checksum:.10e})")
     if accelerator.is_main_process and not unchanged:
         if progress.step and (not run.rows or run.rows[-1][0] != progress.step):
             run.rows.append((progress.step, loss_value, run.scheduler.get_last_lr()[0], elapsed_before + seconds))

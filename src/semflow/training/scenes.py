@@ -1,4 +1,5 @@
-"""The training scenes a method may ask for before training (:meth:`semflow.models.base.Segmenter.prepare_training`).
+"""The training scenes a method may ask for before training (:meth:`semflow.models.base.Segmenter.prepare_training`)
+and after it (:meth:`~semflow.models.base.Segmenter.finish_training`).
 
 Up to ``max_scenes`` evenly spaced scenes of the training data set (the decoded cache, where training uses one),
 each taken whole (resized to the model size, no crop or flip) and encoded as segmentation encodes it (the
@@ -34,6 +35,20 @@ def dataset_scenes(model: Segmenter, dataset: SegmentationDataset, max_scenes: i
             pairs = [resize_pair(dataset[i], model.size) for i in indices[start:start + batch_size]]
             images = torch.stack([image for image, _ in pairs])
             yield model.encode_input(images), torch.stack([label for _, label in pairs])
+
+    return scenes
+
+
+def image_scenes(model: Segmenter, dataset: SegmentationDataset, max_scenes: int = 16,
+                 batch_size: int = 16) -> Scenes:
+    """Batches ``(images (B, 3, h, w) in [0, 1], labels (B, h, w))`` of ``min(len(dataset), max_scenes)`` evenly
+    spaced training scenes, each whole and resized to the model size (:meth:`Segmenter.finish_training`)."""
+
+    def scenes() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        indices = evenly_spaced_indices(len(dataset), max_scenes) or list(range(len(dataset)))
+        for start in range(0, len(indices), batch_size):
+            pairs = [resize_pair(dataset[i], model.size) for i in indices[start:start + batch_size]]
+            yield torch.stack([image for image, _ in pairs]), torch.stack([label for _, label in pairs])
 
     return scenes
 
