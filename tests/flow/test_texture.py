@@ -83,6 +83,9 @@ def test_the_model_keeps_the_eta_it_measures_on_training_masks(monkeypatch):
     assert all(torch.equal(a, b) for other in states[1:] for a, b in zip(states[0], other))
     assert not torch.equal(states[0][0], states[0][1])  # one generator per mask, not one shared
     assert model.config.synthesis_eta in ETAS and f"synthesis eta {model.config.synthesis_eta:g} matches" in line
+    flat = stochastic_model(match_texture=True)  # nothing to match: the model (and its eta) is kept, and says why
+    line = flat.finish_training(lambda: iter([(torch.full((4, 3, 16, 16), 0.5), torch.zeros(4, 16, 16).long())]))
+    assert "no high-frequency energy" in line and flat.config.synthesis_eta == 1.0
     untouched = stochastic_model()  # match_texture off: nothing is measured, eta stays as given
     assert untouched.finish_training(lambda: pytest.fail("scenes read")) is None
     assert untouched.config.synthesis_eta == 1.0

@@ -163,7 +163,10 @@ class SemFlowPipeline(Segmenter, method="semflow"):
             out = self.synthesize(labels, steps=texture.STEPS, samples=texture.SAMPLES, generator=generators, eta=eta)
             return out.images.flatten(0, 1)
 
-        found = texture.match_texture(samples, images)
+        try:
+            found = texture.match_texture(samples, images)
+        except SemflowInputError as err:  # flat training images: the trained model is kept, with the eta given
+            return f"{err}; synthesis eta stays {self.config.synthesis_eta:g}"
         self.config.synthesis_eta = found.eta
         return found.line()
 
