@@ -77,3 +77,32 @@ def test_the_texture_match_runs_once_after_training_and_is_saved(tmp_path, monke
     assert Segmenter.from_pretrained(tmp_path / "run").config.synthesis_eta == model.config.synthesis_eta
     train(run, tmp_path / "run", progress_bar=False, resume="latest")  # finished: nothing trained, nothing measured
     assert measured == [1]
+
+
+def test_what_a_method_settles_after_training_reads_the_split_as_evaluation_does(tmp_path):
+    """The decoded cache holds shrunk images (resized twice on the way to the model size); the texture match reads
+    the split as opened, each image resized once, as the test images are scored."""
+    import numpy as np
+    from PIL import Image
+
+    from semflow.data.cache import DecodedCache
+    from semflow.data.transforms import resize_pair
+
+    root = tmp_path / "data"
+    for folder in ("train", "trainannot"):
+        (root / folder).mkdir(parents=True)
+    for i in range(4):
+        noise = np.random.default_rng(i).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(root / "train" / f"{i}.png")
+        labels = (np.arange(2400).reshape(40, 60) // 7 % 12).astype(np.uint8)
+        Image.fromarray(labels).save(root / "trainannot" / f"{i}.png")
+    run = config(steps=1, cache=True)
+    run.train.data = f"camvid:{root}"
+    started = setup(run, tmp_path / "run")
+    try:
+        assert isinstance(started.pairs.dataset, DecodedCache)  # training reads the cache
+        assert not isinstance(started.dataset, DecodedCache)
+        opened = open_dataset(f"camvid:{root}", "train")
+        assert torch.equal(resize_pair(started.dataset[0], (16, 16))[0], resize_pair(opened[0], (16, 16))[0])
+    finally:
+        started.release()

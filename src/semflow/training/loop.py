@@ -115,7 +115,8 @@ class Run:
     model: Segmenter
     trained: torch.nn.Module
     pairs: TrainingPairs | CachedPairs
-    #: The training split itself, unaugmented (for what a method settles after training).
+    #: The training split as opened, unaugmented and uncached (for what a method settles after training: its images
+    #: resized once to the model size, as evaluation resizes test images).
     dataset: SegmentationDataset
     loader: Any
     optimizer: Any
@@ -212,6 +213,7 @@ def _setup(config: RunConfig, out: Path, dataset: SegmentationDataset | None, re
         raise SemflowInputError(f"data set {tc.data!r}: the train split is empty")
     report_bad_files(dataset, out / BAD_FILES, accelerator.is_main_process)
     model = Segmenter.from_config(config.model, dataset.info)
+    split = dataset  # as evaluation reads it: the decoded cache below stores images already shrunk
     if tc.cache and not tc.cache_latents and isinstance(dataset, PairedDataset):
         with accelerator.main_process_first():  # one process builds, the others reuse
             dataset = DecodedCache.build(dataset, min_size=model.size, scale_max=TRAIN_SCALE[1],
@@ -281,8 +283,8 @@ def _setup(config: RunConfig, out: Path, dataset: SegmentationDataset | None, re
                               f"lr {lr:g} {how}")
     rows = read_loss(out / LOSS_FILE, progress.step) if start_from is not None else []
     return Run(config=config, out=out, accelerator=accelerator, model=model, trained=trained, pairs=pairs,
-               dataset=dataset, loader=loader, optimizer=optimizer, scheduler=scheduler, ema=ema, progress=progress, noise=noise,
-               lr=lr, effective_batch_size=effective, resumed=start_from is not None, identity=identity, lock=lock,
+               dataset=split, loader=loader, optimizer=optimizer, scheduler=scheduler, ema=ema, progress=progress,
+               noise=noise, lr=lr, effective_batch_size=effective, resumed=start_from is not None, identity=identity, lock=lock,
                rows=rows, before=before)
 
 
