@@ -138,6 +138,9 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert synthesis["hf_energy_real"] > 0.05 and synthesis["hf_energy"] >= 0
     assert synthesis["hf_ratio"] == pytest.approx(synthesis["hf_energy"] / synthesis["hf_energy_real"])
     assert f"{synthesis['hf_ratio']:.3f}" in page
+    # The eta the model chose after training (recommended matches the training images' texture) is the one reported.
+    assert synthesis["eta"] == saved["model"]["synthesis_eta"] and saved["model"]["match_texture"]
+    assert f"(eta {synthesis['eta']:g})" in printed and f"<td>{synthesis['eta']:g}</td>" in page
     row = page.split('<div class="row">')[1]  # each mask's real image stands right before its samples
     assert row.index("real image") < row.index("synthesized #0") and row.count("real image") == 1
     assert "miou_vs_steps.png" in page and (out / "miou_vs_steps.png").stat().st_size > 1000

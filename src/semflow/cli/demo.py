@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"mIoU by {metrics['solver']} steps: " + ", ".join(f"{n}: {v:.3f}" for n, v in metrics["miou"].items())
           + f" (default: {metrics['default_steps']})")
     syn = metrics["synthesis"]
-    print(f"synthesis at {syn['steps']} steps: diversity (pixel L1 between samples of a mask) "
+    print(f"synthesis at {syn['steps']} steps (eta {syn['eta']:g}): diversity (pixel L1 between samples of a mask) "
           f"{syn['diversity_l1']:.4f}, cycle mIoU {syn['cycle_miou']:.3f}, high-frequency energy "
           f"{syn['hf_energy']:.4f} against the real images' {syn['hf_energy_real']:.4f} (ratio {syn['hf_ratio']:.2f})")
     if "rival" in metrics:

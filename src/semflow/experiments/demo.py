@@ -90,6 +90,7 @@ def _demo(options: DemoOptions, out: Path, say: Callable[[str], None]) -> dict[s
     metrics = {"data": "shapes", "split": "test", "solver": solver, "preset": options.preset,
                "default_steps": DEFAULT_STEPS, **evaluation.to_json(),
                "synthesis": {"steps": DEFAULT_STEPS, "masks": synthesis.num_masks, "samples": synthesis.samples,
+                             "eta": pipe.config.synthesis_eta,
                              "diversity_l1": synthesis.diversity_l1, "cycle_miou": synthesis.cycle_miou,
                              "hf_energy": synthesis.hf_energy, "hf_energy_real": synthesis.hf_energy_real,
                              "hf_ratio": synthesis.hf_ratio},

@@ -70,6 +70,15 @@ def _energy_rows(synthesis: dict[str, Any]) -> str:
             f"real; 0: flat)</td><td>{'-' if ratio is None else f'{ratio:.3f}'}</td></tr>")
 
 
+def _eta_row(synthesis: dict[str, Any]) -> str:
+    """The synthesis eta row (absent from metrics written before it was reported)."""
+    if synthesis.get("eta") is None:
+        return ""
+    return ("<tr><td>eta: the share of the source noise redrawn at every step (0: the ODE; with "
+            "model.match_texture, chosen after training so that samples of training masks carry their images' "
+            f"texture)</td><td>{synthesis['eta']:g}</td></tr>")
+
+
 def _img(src: str, title: str = "") -> str:
     return f'<figure><img src="{html.escape(src)}"><figcaption>{html.escape(title)}</figcaption></figure>'
 
@@ -127,7 +136,7 @@ def write_report(out: Path, pipe: SemFlowPipeline, dataset: SegmentationDataset,
         f"<tr><td>diversity: mean pixel L1 between two samples of one mask ([0, 1] scale)</td>"
         f"<td>{synthesis['diversity_l1']:.4f}</td></tr>"
         f"<tr><td>cycle mIoU: the model segments its own samples (1 step) against the mask they came from</td>"
-        f"<td>{synthesis['cycle_miou']:.3f}</td></tr>{_energy_rows(synthesis)}</table>")
+        f"<td>{synthesis['cycle_miou']:.3f}</td></tr>{_energy_rows(synthesis)}{_eta_row(synthesis)}</table>")
     rival = metrics.get("rival")
     if synthesis and rival:
         def row(what: str, ours: float | None, theirs: float | None) -> str:
