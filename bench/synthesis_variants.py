@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import torch
@@ -276,7 +277,9 @@ def main() -> None:
         from semflow.training.scenes import image_scenes
 
         model.config.match_texture = True
-        print(model.finish_training(image_scenes(model, open_dataset(args.data, "train"))))
+        began = time.perf_counter()
+        line = model.finish_training(image_scenes(model, open_dataset(args.data, "train")))
+        print(f"{line} ({time.perf_counter() - began:.1f} s on {torch.get_num_threads()} thread(s))")
         return
     dataset = open_dataset(args.data, "test")
     if args.command == "segment":  # semflow evaluate --steps 1,25 --solver snap --test-images 100, on a patched model

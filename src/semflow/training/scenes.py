@@ -23,22 +23,6 @@ MAX_SCENES = 512
 Scenes = Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]
 
 
-def dataset_scenes(model: Segmenter, dataset: SegmentationDataset, max_scenes: int = MAX_SCENES,
-                   batch_size: int = 16) -> Scenes:
-    """Batches ``(latents (B, C, h, w), labels (B, H, W))`` of ``min(len(dataset), max_scenes)`` training scenes,
-    encoded by ``model`` when called."""
-
-    @torch.no_grad()
-    def scenes() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        indices = evenly_spaced_indices(len(dataset), max_scenes) or list(range(len(dataset)))
-        for start in range(0, len(indices), batch_size):
-            pairs = [resize_pair(dataset[i], model.size) for i in indices[start:start + batch_size]]
-            images = torch.stack([image for image, _ in pairs])
-            yield model.encode_input(images), torch.stack([label for _, label in pairs])
-
-    return scenes
-
-
 def image_scenes(model: Segmenter, dataset: SegmentationDataset, max_scenes: int = 16,
                  batch_size: int = 16) -> Scenes:
     """Batches ``(images (B, 3, h, w) in [0, 1], labels (B, h, w))`` of ``min(len(dataset), max_scenes)`` evenly
@@ -49,6 +33,20 @@ def image_scenes(model: Segmenter, dataset: SegmentationDataset, max_scenes: int
         for start in range(0, len(indices), batch_size):
             pairs = [resize_pair(dataset[i], model.size) for i in indices[start:start + batch_size]]
             yield torch.stack([image for image, _ in pairs]), torch.stack([label for _, label in pairs])
+
+    return scenes
+
+
+def dataset_scenes(model: Segmenter, dataset: SegmentationDataset, max_scenes: int = MAX_SCENES,
+                   batch_size: int = 16) -> Scenes:
+    """:func:`image_scenes` encoded by ``model`` when called: batches ``(latents (B, C, h, w), labels (B, H, W))``
+    (:meth:`Segmenter.prepare_training`)."""
+    images = image_scenes(model, dataset, max_scenes, batch_size)
+
+    @torch.no_grad()
+    def scenes() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for batch, labels in images():
+            yield model.encode_input(batch), labels
 
     return scenes
 
