@@ -71,9 +71,7 @@ def _energy_rows(synthesis: dict[str, Any]) -> str:
 
 
 def _eta_row(synthesis: dict[str, Any]) -> str:
-    """The synthesis eta row (absent from metrics written before it was reported)."""
-    if synthesis.get("eta") is None:
-        return ""
+    """The row of the synthesis eta the model ran with."""
     return ("<tr><td>eta: the share of the source noise redrawn at every step (0: the ODE; with "
             "model.match_texture, chosen after training so that samples of training masks carry their images' "
             f"texture)</td><td>{synthesis['eta']:g}</td></tr>")

@@ -284,8 +284,8 @@ def _setup(config: RunConfig, out: Path, dataset: SegmentationDataset | None, re
     rows = read_loss(out / LOSS_FILE, progress.step) if start_from is not None else []
     return Run(config=config, out=out, accelerator=accelerator, model=model, trained=trained, pairs=pairs,
                dataset=split, loader=loader, optimizer=optimizer, scheduler=scheduler, ema=ema, progress=progress,
-               noise=noise, lr=lr, effective_batch_size=effective, resumed=start_from is not None, identity=identity, lock=lock,
-               rows=rows, before=before)
+               noise=noise, lr=lr, effective_batch_size=effective, resumed=start_from is not None, identity=identity,
+               lock=lock, rows=rows, before=before)
 
 
 def train_step(run: Run, batch: Any) -> torch.Tensor:

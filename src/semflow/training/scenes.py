@@ -39,7 +39,7 @@ def image_scenes(model: Segmenter, dataset: SegmentationDataset, max_scenes: int
 
 def dataset_scenes(model: Segmenter, dataset: SegmentationDataset, max_scenes: int = MAX_SCENES,
                    batch_size: int = 16) -> Scenes:
-    """:func:`image_scenes` encoded by ``model`` when called: batches ``(latents (B, C, h, w), labels (B, H, W))``
+    """:func:`image_scenes` encoded by ``model`` when called: batches ``(latents (B, C, h/f, w/f), labels (B, h, w))``
     (:meth:`Segmenter.prepare_training`)."""
     images = image_scenes(model, dataset, max_scenes, batch_size)
 
