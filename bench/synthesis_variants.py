@@ -13,7 +13,8 @@ Three commands:
   (Li & He 2025's x-prediction with the velocity loss; pass it again when scoring); ``--synthesis-condition SHARE``
   gives the network the mask end's mask part and a flag as extra input channels: the known mask at full strength in
   every synthesis call, zeros in segmentation and the self-aligned solves, and in training for ``SHARE`` of the
-  states at ``t > 0`` (pass it again when scoring or segmenting); ``--model NAME`` trains another of ``bench
+  states at ``t > 0`` (pass it again when scoring or segmenting; ``--cfg W`` guides such a model's synthesis
+  classifier-free, ``v_zeros + W (v_mask - v_zeros)``); ``--model NAME`` trains another of ``bench
   paper``'s models instead, e.g. ``noise-flow`` (``score`` takes it without a sampling variant).
 * ``segment MODEL --out FILE``: CamVid mIoU (%) of 100 evenly spaced test images at 1 and 25 ``snap`` steps (what
   ``semflow evaluate --steps 1,25 --solver snap --test-images 100`` scores), for models only a patch loads.
@@ -68,10 +69,11 @@ def x_prediction(tmin: float) -> None:
     velocity.VelocityModel._output = output
 
 
-def synthesis_condition(share: float) -> None:
+def synthesis_condition(share: float, guidance: float = 1.0) -> None:
     """Patch :class:`~semflow.models.semflow.SemFlowPipeline`: the network takes the mask end's mask part and a flag as
     extra input channels, the known mask at full strength in every synthesis call and zeros elsewhere (segmentation,
-    self-aligned solves). In training, ``share`` of the samples at ``t > 0`` (not the self-aligned ones) get it."""
+    self-aligned solves). In training, ``share`` of the samples at ``t > 0`` (not the self-aligned ones) get it.
+    Synthesis with ``guidance`` w != 1 is classifier-free guided: ``v_zeros + w (v_mask - v_zeros)``."""
     import semflow.models.semflow as module
     from semflow.flow import velocity
     from semflow.losses import cross_entropy_loss
@@ -119,7 +121,14 @@ def synthesis_condition(share: float) -> None:
 
     def conditioned(velocity_model, z_init):
         cond = condition_of(z_init, torch.ones(z_init.shape[0], dtype=torch.bool))
-        return lambda z, t: velocity_model(z, t, condition=cond)
+        if guidance == 1.0:
+            return lambda z, t: velocity_model(z, t, condition=cond)
+
+        def guided(z, t):
+            v_cond, v_free = velocity_model(torch.cat([z, z]), torch.cat([t, t]),
+                                            condition=torch.cat([cond, torch.zeros_like(cond)])).chunk(2)
+            return v_free + guidance * (v_cond - v_free)
+        return guided
     descending_velocity(conditioned)
 
 
@@ -244,6 +253,8 @@ def main() -> None:
         q.add_argument("--data", default="camvid:../shared/data/camvid", help="data set SPEC (bench paper\'s CamVid)")
         q.add_argument("--x-prediction", type=float, metavar="TMIN")
         q.add_argument("--synthesis-condition", type=float, metavar="SHARE")
+        q.add_argument("--cfg", type=float, default=1.0, metavar="W",
+                       help="classifier-free guidance of a --synthesis-condition model's synthesis (default 1: none)")
         q.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     if getattr(args, "model", "semflow") != "semflow" and args.command == "train" and (
@@ -253,7 +264,7 @@ def main() -> None:
     if args.x_prediction:
         x_prediction(args.x_prediction)
     if args.synthesis_condition is not None:
-        synthesis_condition(args.synthesis_condition)
+        synthesis_condition(args.synthesis_condition, args.cfg)
 
     if args.command == "train":
         from semflow.experiments.paper import PaperOptions, run_config
