@@ -14,7 +14,8 @@ Three commands:
   gives the network the mask end's mask part and a flag as extra input channels: the known mask at full strength in
   every synthesis call, zeros in segmentation and the self-aligned solves, and in training for ``SHARE`` of the
   states at ``t > 0`` (pass it again when scoring or segmenting; ``--cfg W`` guides such a model's synthesis
-  classifier-free, ``v_zeros + W (v_mask - v_zeros)``); ``--model NAME`` trains another of ``bench
+  classifier-free, ``v_zeros + W (v_mask - v_zeros)``; ``--one-hot`` feeds the mask as class fractions, as
+  ``noise-flow`` takes it); ``--model NAME`` trains another of ``bench
   paper``'s models instead, e.g. ``noise-flow`` (``score`` takes it without a sampling variant).
 * ``segment MODEL --out FILE``: CamVid mIoU (%) of 100 evenly spaced test images at 1 and 25 ``snap`` steps (what
   ``semflow evaluate --steps 1,25 --solver snap --test-images 100`` scores), for models only a patch loads.
@@ -69,11 +70,13 @@ def x_prediction(tmin: float) -> None:
     velocity.VelocityModel._output = output
 
 
-def synthesis_condition(share: float, guidance: float = 1.0) -> None:
+def synthesis_condition(share: float, guidance: float = 1.0, one_hot: bool = False) -> None:
     """Patch :class:`~semflow.models.semflow.SemFlowPipeline`: the network takes the mask end's mask part and a flag as
     extra input channels, the known mask at full strength in every synthesis call and zeros elsewhere (segmentation,
     self-aligned solves). In training, ``share`` of the samples at ``t > 0`` (not the self-aligned ones) get it.
-    Synthesis with ``guidance`` w != 1 is classifier-free guided: ``v_zeros + w (v_mask - v_zeros)``."""
+    Synthesis with ``guidance`` w != 1 is classifier-free guided: ``v_zeros + w (v_mask - v_zeros)``. With
+    ``one_hot`` the mask enters as ``noise-flow`` takes it (class fractions per cell and a flag), not as the mask
+    part."""
     import semflow.models.semflow as module
     from semflow.flow import velocity
     from semflow.losses import cross_entropy_loss
@@ -83,21 +86,39 @@ def synthesis_condition(share: float, guidance: float = 1.0) -> None:
 
     def network_channels(klass, codec, dataset, config):
         inputs, outputs = channels(klass, codec, dataset, config)
-        return inputs + codec.latent_channels + 1, outputs
+        return inputs + (dataset.num_classes if one_hot else codec.latent_channels) + 1, outputs
     cls.network_channels = classmethod(network_channels)
 
     plain = velocity.VelocityModel._output
+    model = {}  # the pipeline built last: its palette, codec and classes make the one-hot condition
 
     def output(self, z, t, condition=None):
         if condition is None:
-            condition = z.new_zeros(z.shape[0], z.shape[1] // 2 + 1, *z.shape[2:])
+            extra = model["pipe"].dataset.num_classes if one_hot else z.shape[1] // 2
+            condition = z.new_zeros(z.shape[0], extra + 1, *z.shape[2:])
         return plain(self, z, t, condition)
     velocity.VelocityModel._output = output
 
-    def condition_of(z1, on):  # (B, C + 1, h, w): the stacked mask end's mask part and a flag, zeros where ~on
-        mask = z1.chunk(2, dim=1)[1]
+    def condition_of(z1, on, labels=None):  # (B, C + 1, h, w): the mask and a flag, zeros where ~on
+        if one_hot:
+            from semflow.models.mask_input import one_hot_mask
+
+            pipe = model["pipe"]
+            if labels is None:  # synthesis: the classes the mask end's mask part draws
+                labels = pipe.palette.decode(pipe.decode_pseudo_masks(pipe.layout.mask_part(z1)).float())
+            mask = one_hot_mask(labels, pipe.dataset.num_classes, pipe.dataset.ignore_index,
+                                pipe.codec.downsample).to(z1)
+        else:
+            mask = z1.chunk(2, dim=1)[1]
         flag = torch.ones_like(mask[:, :1])
         return torch.cat([mask, flag], dim=1) * on.view(-1, 1, 1, 1).to(mask.dtype)
+
+    init = cls.__init__
+
+    def remember(self, *a, **kw):
+        init(self, *a, **kw)
+        model["pipe"] = self
+    cls.__init__ = remember
 
     def loss(self, posterior, labels, trainable=None, generator=None, at=None):
         o, v_model = self.objective, self.velocity if trainable is None else trainable
@@ -112,7 +133,8 @@ def synthesis_condition(share: float, guidance: float = 1.0) -> None:
             z0, z1 = torch.cat([own.z0, z0[aligned:]]), torch.cat([own.z1, z1[aligned:]])
             on = torch.cat([torch.zeros(aligned, dtype=torch.bool, device=on.device), on])
         dtype = next(v_model.parameters()).dtype
-        v, _, _, logits = v_model(z_t.to(dtype), t, full=True, condition=condition_of(z1, on).to(dtype))
+        condition = condition_of(z1, on, labels).to(dtype)
+        v, _, _, logits = v_model(z_t.to(dtype), t, full=True, condition=condition)
         value = self.layout.mean((v.float() - (z1 - z0).float()) ** 2)
         if logits is not None:
             value = value + cross_entropy_loss(logits, labels, self.palette.ignore_index)
@@ -253,6 +275,7 @@ def main() -> None:
         q.add_argument("--data", default="camvid:../shared/data/camvid", help="data set SPEC (bench paper\'s CamVid)")
         q.add_argument("--x-prediction", type=float, metavar="TMIN")
         q.add_argument("--synthesis-condition", type=float, metavar="SHARE")
+        q.add_argument("--one-hot", action="store_true", help="--synthesis-condition's mask as class fractions")
         q.add_argument("--cfg", type=float, default=1.0, metavar="W",
                        help="classifier-free guidance of a --synthesis-condition model's synthesis (default 1: none)")
         q.add_argument("--threads", type=int, default=1)
@@ -264,7 +287,7 @@ def main() -> None:
     if args.x_prediction:
         x_prediction(args.x_prediction)
     if args.synthesis_condition is not None:
-        synthesis_condition(args.synthesis_condition, args.cfg)
+        synthesis_condition(args.synthesis_condition, args.cfg, args.one_hot)
 
     if args.command == "train":
         from semflow.experiments.paper import PaperOptions, run_config
