@@ -49,6 +49,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -80,6 +81,7 @@ def synthesis_condition(share: float, guidance: float = 1.0, one_hot: bool = Fal
     import semflow.models.semflow as module
     from semflow.flow import velocity
     from semflow.losses import cross_entropy_loss
+    from semflow.models.noise_flow import NoiseFlowSynthesizer
 
     cls = module.SemFlowPipeline
     channels = cls.network_channels.__func__
@@ -90,12 +92,12 @@ def synthesis_condition(share: float, guidance: float = 1.0, one_hot: bool = Fal
     cls.network_channels = classmethod(network_channels)
 
     plain = velocity.VelocityModel._output
-    model = {}  # the pipeline built last: its palette, codec and classes make the one-hot condition
+    model = {}  # the pipeline built last: synthesis reads the one-hot condition's classes through it
 
     def output(self, z, t, condition=None):
         if condition is None:
-            extra = model["pipe"].dataset.num_classes if one_hot else z.shape[1] // 2
-            condition = z.new_zeros(z.shape[0], extra + 1, *z.shape[2:])
+            extra = self.network.config.in_channels - z.shape[1]
+            condition = z.new_zeros(z.shape[0], extra, *z.shape[2:])
         return plain(self, z, t, condition)
     velocity.VelocityModel._output = output
 
@@ -141,16 +143,9 @@ def synthesis_condition(share: float, guidance: float = 1.0, one_hot: bool = Fal
         return value
     cls.posterior_training_loss = loss
 
-    def conditioned(velocity_model, z_init):
+    def conditioned(velocity_model, z_init):  # noise-flow's guided field, on this field and condition
         cond = condition_of(z_init, torch.ones(z_init.shape[0], dtype=torch.bool))
-        if guidance == 1.0:
-            return lambda z, t: velocity_model(z, t, condition=cond)
-
-        def guided(z, t):
-            v_cond, v_free = velocity_model(torch.cat([z, z]), torch.cat([t, t]),
-                                            condition=torch.cat([cond, torch.zeros_like(cond)])).chunk(2)
-            return v_free + guidance * (v_cond - v_free)
-        return guided
+        return NoiseFlowSynthesizer.guided_field(SimpleNamespace(velocity=velocity_model), cond, guidance)
     descending_velocity(conditioned)
 
 
@@ -283,6 +278,15 @@ def main() -> None:
     if getattr(args, "model", "semflow") != "semflow" and args.command == "train" and (
             args.x_prediction or args.synthesis_condition is not None):
         p.error("--x-prediction and --synthesis-condition patch SemFlow's field; train them with --model semflow")
+    if (args.one_hot or args.cfg != 1.0) and args.synthesis_condition is None:
+        p.error("--one-hot and --cfg apply to a --synthesis-condition model")
+    from semflow.errors import SemflowInputError
+    from semflow.models.noise_flow import check_guidance
+
+    try:
+        check_guidance(args.cfg, "--cfg")
+    except SemflowInputError as e:
+        p.error(str(e))
     torch.set_num_threads(args.threads)
     if args.x_prediction:
         x_prediction(args.x_prediction)
