@@ -2,7 +2,7 @@
 
 Each method (SemFlow ``recommended`` and ``paper``, the rivals ``noise-flow`` and ``spade``) is set up by the
 training loop itself (:func:`semflow.training.loop.setup`: the model, Accelerate, the optimiser with the method's
-parameter groups) with bench paper's settings (data, size, batch, lr, the demo's UNet widths, palette), and
+parameter groups) with bench paper's configuration (:func:`semflow.experiments.paper.run_config`), and
 :func:`semflow.training.loop.train_step` (the loss, backward, clipping, the optimiser and schedule step) is timed on
 one fixed batch, the methods taking turns in rounds (``timing.interleaved_samples``, this process's CPU time on
 one thread), so that a neighbour's load slows all alike. SemFlow ``recommended`` spends the last 30% of its steps
@@ -12,6 +12,8 @@ a run spends them. Data loading is left out (the same for every method).
 Example::
 
     nice -n 5 python bench/step_cost.py --data camvid:../shared/data/camvid
+    nice -n 5 python bench/step_cost.py --size 96 128 --codec-path ../shared/weights/taef2 \
+        --set train.cache_latents=true --out bench/results/step_cost_taef2.json      # README's settings
 
 Prints a Markdown table and writes ``bench/results/step_cost.json``.
 """
@@ -26,16 +28,13 @@ from pathlib import Path
 
 import torch
 
-from semflow.config import load_run_config
+from semflow.experiments.paper import MODELS, PaperOptions, run_config
 from semflow.training.loop import setup, train_step
 
 from timing import add_threads_arg, interleaved_samples, machine, markdown, write
 
-# bench paper's models (semflow.cli.paper.MODELS) that synthesize: folder name -> (method, preset).
-SYNTHESIZERS = {"semflow": ("semflow", "recommended"), "semflow-paper": ("semflow", "paper"),
-                "noise-flow": ("noise-flow", None), "spade": ("spade", None)}
-# bench paper's network for every model (semflow.cli.paper.DEFAULT_NETWORK); spade takes its widths.
-NETWORK = {"block_out_channels": [16, 32, 64]}
+# bench paper's synthesizers: the models whose step is timed.
+SYNTHESIZERS = ("semflow", "semflow-paper", "noise-flow", "spade")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,20 +45,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (bench paper's 1e-3)")
     parser.add_argument("--train-steps", type=int, default=2000,
                         help="the run's length, which places SemFlow recommended's self-aligned phase (README: 2000)")
+    parser.add_argument("--codec-path", help="a latent codec's local weights, as bench paper's --codec-path")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="any config value for all models, as bench paper's --set")
     parser.add_argument("--rounds", type=int, default=10, help="rounds of one step per method (default 10)")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/step_cost.json)")
     add_threads_arg(parser)
     return parser.parse_args(argv)
 
 
-def config_of(args: argparse.Namespace, method: str, preset: str | None):
-    """bench paper's training configuration of one model (as semflow.cli.paper.run_config builds it)."""
-    items = [f"train.data={json.dumps(args.data)}", f"train.steps={args.train_steps}",
-             f"train.batch_size={args.batch_size}", f"train.lr={args.lr}", "train.seed=0", "train.num_workers=0",
-             f"model.size={json.dumps(list(args.size))}", "model.palette.kind=spread", f"model.method={method}",
-             "train.checkpoint_every=0", "train.cache=false",
-             f"model.network_args={json.dumps(NETWORK)}"]
-    return load_run_config(None, items, preset_name=preset)
+def config_of(args: argparse.Namespace, name: str):
+    """bench paper's training configuration of model ``name`` (its own code), without checkpoints or data cache."""
+    options = PaperOptions(data=args.data, size=list(args.size), train_steps=args.train_steps,
+                           batch_size=args.batch_size, lr=args.lr, codec_path=args.codec_path,
+                           overrides=[*args.overrides, "train.checkpoint_every=0", "train.cache=false"])
+    return run_config(options, name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     load_before = machine()["load_average_1min"]
     cases, weights, params, runs = {}, {}, {}, []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (method, preset) in SYNTHESIZERS.items():
-            run = setup(config_of(args, method, preset), Path(tmp) / name)
+        for name in SYNTHESIZERS:
+            run = setup(config_of(args, name), Path(tmp) / name)
             runs.append(run)
             batch = next(iter(run.loader))
             params[name] = run.model.parameter_counts()
@@ -90,12 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     for case, (name, weight) in weights.items():
         per_step[name] += weight * medians[case]
     reference = per_step["semflow"]
-    rows = [[name, SYNTHESIZERS[name][1] or "-", json.dumps(params[name]).replace('"', ""), per_step[name],
+    rows = [[name, MODELS[name][1] or "-", json.dumps(params[name]).replace('"', ""), per_step[name],
              per_step[name] / reference] for name in SYNTHESIZERS]
     print(markdown(["model", "preset", "parameters", "CPU s / step", "ratio to SemFlow (recommended)"], rows))
     load_after = machine()["load_average_1min"]
+    space = f"{run_config(PaperOptions(codec_path=args.codec_path), 'semflow').model.codec} space"
     print(f"{args.rounds} interleaved rounds, {args.threads} torch thread(s), {args.data} at "
-          f"{args.size[0]}x{args.size[1]}, batch {args.batch_size}; load average (1 min) {load_before} before, "
+          f"{args.size[0]}x{args.size[1]} in {space}, batch {args.batch_size}; load average (1 min) {load_before} before, "
           f"{load_after} after, on {machine()['cpu_count']} CPUs")
     path = write("step_cost", {
         "settings": {k: v for k, v in vars(args).items() if k != "out"} | {"out": str(args.out)},

@@ -39,3 +39,29 @@ def test_bad_files(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
     with pytest.raises(SemflowInputError, match="mapping"):
         load_run_config(tmp_path / "list.yaml")
+
+
+def test_the_recommended_preset_takes_its_latent_part_in_a_latent_codec_only():
+    """Latent codecs (named, or read off weights) get LATENT_PRESETS on top of the preset; pixels and a value the
+    user sets do not, and the baselines never take a flow-only key."""
+    from semflow.config import LATENT_PRESETS, PRESETS
+
+    latent = LATENT_PRESETS["recommended"]["model"]["state_image_noise"]
+    assert latent != PRESETS["recommended"]["model"]["state_image_noise"]
+    assert load_run_config(None, [], preset_name="recommended").model.state_image_noise == 0.1
+    assert load_run_config(None, ['model.codec="taef2"'], preset_name="recommended").model.state_image_noise == latent
+    set_by_user = load_run_config(None, ['model.codec="taef2"', "model.state_image_noise=0.2"], preset_name="recommended")
+    assert set_by_user.model.state_image_noise == 0.2
+    assert load_run_config(None, ['model.codec="taef2"'], preset_name="paper").model.state_image_noise == 0.0
+    rival = load_run_config(None, ['model.codec="taef2"', 'model.method="noise-flow"'], preset_name="recommended")
+    assert rival.model.state_image_noise == 0.0
+
+
+def test_a_codec_read_off_weights_gets_the_latent_part_of_the_preset(tmp_path):
+    from semflow.config import LATENT_PRESETS
+
+    for part in ("encoder", "decoder"):
+        (tmp_path / f"taef2_{part}.pth").write_bytes(b"never opened")
+    config = load_run_config(None, [f'model.codec_args.path="{tmp_path}"'], preset_name="recommended")
+    assert config.model.codec == "taef2"
+    assert config.model.state_image_noise == LATENT_PRESETS["recommended"]["model"]["state_image_noise"]

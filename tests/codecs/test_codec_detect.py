@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 from semflow.cli.main import main
 from semflow.codecs import CODECS, build_codec
 from semflow.codecs.detect import codec_kind_of
-from semflow.config import load_run_config
+from semflow.config import LATENT_PRESETS, load_run_config
 from semflow.errors import SemflowInputError
 
 from tiny import tiny_train_args, write_tiny_kl, write_tiny_taesd_diffusers
@@ -71,8 +71,12 @@ def test_train_with_only_codec_path_trains_in_that_latent_space(tmp_path, capsys
     write_tiny_kl(tmp_path / "kl")
     out = tmp_path / "model"
     assert main(tiny_train_args(out) + ["--codec-path", str(tmp_path / "kl")]) == 0
-    assert "codec autoencoder-kl (read off" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "codec autoencoder-kl (read off" in printed
+    latent_noise = LATENT_PRESETS["recommended"]["model"]["state_image_noise"]
+    assert f"preset recommended in autoencoder-kl's latents: model.state_image_noise={latent_noise}" in printed
     saved = json.loads((out / "semflow_config.json").read_text())
     assert saved["model"]["codec"] == "autoencoder-kl"
+    assert saved["model"]["state_image_noise"] == latent_noise
     assert main(tiny_train_args(tmp_path / "bad") + ["--codec-path", str(tmp_path / "nowhere")]) == 2
     assert not (tmp_path / "bad").exists()
