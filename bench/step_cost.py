@@ -94,9 +94,10 @@ def main(argv: list[str] | None = None) -> int:
              per_step[name] / reference] for name in SYNTHESIZERS]
     print(markdown(["model", "preset", "parameters", "CPU s / step", "ratio to SemFlow (recommended)"], rows))
     load_after = machine()["load_average_1min"]
-    space = f"{run_config(PaperOptions(codec_path=args.codec_path), 'semflow').model.codec} space"
+    space = f"{runs[0].config.model.codec} space"
     print(f"{args.rounds} interleaved rounds, {args.threads} torch thread(s), {args.data} at "
-          f"{args.size[0]}x{args.size[1]} in {space}, batch {args.batch_size}; load average (1 min) {load_before} before, "
+          f"{args.size[0]}x{args.size[1]} in {space}, batch {args.batch_size}; "
+          f"load average (1 min) {load_before} before, "
           f"{load_after} after, on {machine()['cpu_count']} CPUs")
     path = write("step_cost", {
         "settings": {k: v for k, v in vars(args).items() if k != "out"} | {"out": str(args.out)},

@@ -50,7 +50,8 @@ def test_the_recommended_preset_takes_its_latent_part_in_a_latent_codec_only():
     assert latent != PRESETS["recommended"]["model"]["state_image_noise"]
     assert load_run_config(None, [], preset_name="recommended").model.state_image_noise == 0.1
     assert load_run_config(None, ['model.codec="taef2"'], preset_name="recommended").model.state_image_noise == latent
-    set_by_user = load_run_config(None, ['model.codec="taef2"', "model.state_image_noise=0.2"], preset_name="recommended")
+    set_by_user = load_run_config(None, ['model.codec="taef2"', "model.state_image_noise=0.2"],
+                                  preset_name="recommended")
     assert set_by_user.model.state_image_noise == 0.2
     assert load_run_config(None, ['model.codec="taef2"'], preset_name="paper").model.state_image_noise == 0.0
     rival = load_run_config(None, ['model.codec="taef2"', 'model.method="noise-flow"'], preset_name="recommended")

@@ -626,7 +626,8 @@ def load_run_config(path: Path | None = None, overrides: list[str] | None = None
     _codec_from_weights(data)
     if preset_name is not None:
         model = data.get("model") if isinstance(data.get("model"), dict) else {}
-        data = _merge(preset(preset_name, str(model.get("method", "semflow")), str(model.get("codec") or "pixel")), data)
+        method, codec = str(model.get("method", "semflow")), str(model.get("codec") or "pixel")
+        data = _merge(preset(preset_name, method, codec), data)
     return from_dict(RunConfig, data)
 
 
