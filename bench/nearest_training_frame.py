@@ -24,6 +24,7 @@ import torch
 from semflow import SemFlowPipeline
 from semflow.data import open_dataset
 from semflow.data.transforms import resize_pair
+from semflow.evaluation.subset import evenly_spaced_indices
 
 from timing import add_threads_arg, markdown, write
 
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     pipes = {str(folder): SemFlowPipeline.from_pretrained(folder) for folder in args.models}
     size = tuple(next(iter(pipes.values())).config.size)
     test, train = open_dataset(args.data, split="test"), open_dataset(args.data)
-    picked = torch.linspace(0, len(test) - 1, args.masks).round().long().tolist()
+    picked = evenly_spaced_indices(len(test), args.masks) or list(range(len(test)))
     pairs = [resize_pair(test[i], size) for i in picked]
     images, labels = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
     bank = torch.stack([resize_pair(train[i], size)[0] for i in range(len(train))])

@@ -28,14 +28,10 @@ from pathlib import Path
 
 import torch
 
-from semflow.experiments.paper import MODELS, PaperOptions, run_config
+from semflow.experiments.paper import MODELS, SYNTHESIS, PaperOptions, run_config
 from semflow.training.loop import setup, train_step
 
 from timing import add_threads_arg, interleaved_samples, machine, markdown, write
-
-# bench paper's synthesizers: the models whose step is timed.
-SYNTHESIZERS = ("semflow", "semflow-paper", "noise-flow", "spade")
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -68,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = machine()["load_average_1min"]
     cases, weights, params, runs = {}, {}, {}, []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in SYNTHESIZERS:
+        for name in SYNTHESIS:
             run = setup(config_of(args, name), Path(tmp) / name)
             runs.append(run)
             batch = next(iter(run.loader))
@@ -86,12 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         for run in runs:
             run.release()
     medians = {case: statistics.median(times) for case, times in samples.items()}
-    per_step = {name: 0.0 for name in SYNTHESIZERS}
+    per_step = {name: 0.0 for name in SYNTHESIS}
     for case, (name, weight) in weights.items():
         per_step[name] += weight * medians[case]
     reference = per_step["semflow"]
     rows = [[name, MODELS[name][1] or "-", json.dumps(params[name]).replace('"', ""), per_step[name],
-             per_step[name] / reference] for name in SYNTHESIZERS]
+             per_step[name] / reference] for name in SYNTHESIS]
     print(markdown(["model", "preset", "parameters", "CPU s / step", "ratio to SemFlow (recommended)"], rows))
     load_after = machine()["load_average_1min"]
     space = f"{runs[0].config.model.codec} space"

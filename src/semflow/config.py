@@ -362,8 +362,8 @@ DEFAULT_PRESET = "recommended"
 # What a preset changes in a latent codec's space (any codec but ``pixel``), on top of its values above.
 LATENT_PRESETS: dict[str, dict[str, Any]] = {
     "recommended": {
-        # In TAEF2's latents noise of 0.7 on the class-means painting gives a lower FD and far more varied samples
-        # than 0.1; in pixels more noise came through as grain (docs/synthesis.md).
+        # More noise on the class-means painting: in TAEF2's latents it bought variety and a lower FD, in pixels
+        # grain (docs/synthesis.md, the latent noise sweep).
         "model": {"state_image_noise": 0.7},
     },
 }
@@ -374,19 +374,28 @@ _FLOW_ONLY = {"model": ("state", "state_noise", "state_image_noise", "image_sour
                         "synthesis_eta", "match_texture", "objective")}
 
 
-def preset(name: str, method: str = "semflow", codec: str = "pixel") -> dict[str, Any]:
-    """The overrides of preset ``name`` (a deep copy) for a ``method`` model in ``codec``'s space (its
-    :data:`LATENT_PRESETS` part too for a latent codec); a clear error for unknown names."""
-    if name not in PRESETS:
-        raise SemflowInputError(f"preset {name!r}; expected one of {', '.join(PRESETS)}")
-    data = copy.deepcopy(PRESETS[name])
-    if codec != "pixel":
-        _merge(data, LATENT_PRESETS.get(name, {}))
+def _for_method(data: dict[str, Any], method: str) -> dict[str, Any]:
+    """Preset overrides ``data`` without the keys only a SemFlow model has, for a ``method`` baseline."""
     if method != "semflow":
         for section, keys in _FLOW_ONLY.items():
             for key in keys:
                 data.get(section, {}).pop(key, None)
     return data
+
+
+def latent_part(name: str, method: str = "semflow") -> dict[str, Any]:
+    """What preset ``name`` changes for a ``method`` model in a latent codec's space (:data:`LATENT_PRESETS`, a
+    deep copy; empty where nothing applies)."""
+    return _for_method(copy.deepcopy(LATENT_PRESETS.get(name, {})), method)
+
+
+def preset(name: str, method: str = "semflow", codec: str = "pixel") -> dict[str, Any]:
+    """The overrides of preset ``name`` (a deep copy) for a ``method`` model in ``codec``'s space (with its
+    :func:`latent_part` for a latent codec); a clear error for unknown names."""
+    if name not in PRESETS:
+        raise SemflowInputError(f"preset {name!r}; expected one of {', '.join(PRESETS)}")
+    data = _for_method(copy.deepcopy(PRESETS[name]), method)
+    return _merge(data, latent_part(name, method)) if codec != "pixel" else data
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from semflow.cli.common import non_negative_int, positive_int, seed_int
-from semflow.config import AUGMENTATIONS, DEFAULT_PRESET, LATENT_PRESETS, METHODS, PALETTES, PRESETS
+from semflow.config import AUGMENTATIONS, DEFAULT_PRESET, METHODS, PALETTES, PRESETS, latent_part
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -95,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_run_config(args.config, overrides_from_args(args), preset_name=args.preset)
     if args.codec_path and not args.codec:
         print(f"codec {config.model.codec} (read off {args.codec_path})")
-    latent = LATENT_PRESETS.get(args.preset, {}).get("model", {})
-    if latent and config.model.codec != "pixel" and config.model.method == "semflow":
+    latent = latent_part(args.preset, config.model.method).get("model", {}) if config.model.codec != "pixel" else {}
+    if latent:
         values = ", ".join(f"model.{key}={getattr(config.model, key)}" for key in latent)
         print(f"preset {args.preset} in {config.model.codec}'s latents: {values}")
     if config.train.cache_latents and args.augment is None and config.train.augment == "flip":
